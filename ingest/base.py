@@ -1,0 +1,80 @@
+"""What every source adapter shares: the adapter interface, input errors and file opening.
+
+An adapter (BioCypher style) parses and validates one source and yields node and relationship batches
+for :func:`moakg.kg.writer.run_ingest`; it never talks to Neo4j itself. Adapters fill ``self.stats``
+(rows read, skipped, unmapped ids, ...) as they go; the numbers end up on the ``(:IngestRun)``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar, TextIO
+
+from moakg.kg.connection import Neo4jConnection
+from moakg.kg.writer import DEFAULT_BATCH_SIZE, Batch, IngestReport, run_ingest
+
+
+class InputFormatError(ValueError):
+    """Bad input: names the file, the line or record, and what was expected."""
+
+    def __init__(self, path: Path | str, where: str | int | None, problem: str) -> None:
+        self.path, self.where, self.problem = Path(path), where, problem
+        loc = f"{self.path}"
+        if where is not None:
+            loc += f", line {where}" if isinstance(where, int) else f", {where}"
+        super().__init__(f"{loc}: {problem}")
+
+
+def open_text(path: Path | str, encoding: str = "utf-8") -> TextIO:
+    """Open a plain or gzip-compressed text file (gzip detected by its magic bytes, not its name)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic == b"\x1f\x8b":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding=encoding, newline="")
+    return open(path, encoding=encoding, newline="")
+
+
+class SourceAdapter(ABC):
+    """One data source: files and parameters in, node and relationship batches out."""
+
+    #: name stamped as ``source`` on everything the adapter writes
+    source: ClassVar[str]
+
+    def __init__(self) -> None:
+        self.stats: dict[str, Any] = {}
+
+    @abstractmethod
+    def files(self) -> list[Path]:
+        """The input files (hashed into the IngestRun)."""
+
+    def params(self) -> dict[str, Any]:
+        """Parameters that change what is written (thresholds, k, ...); part of the run's identity."""
+        return {}
+
+    @abstractmethod
+    def batches(self) -> Iterator[Batch]:
+        """Yield nodes before the relationships that need them."""
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.stats[key] = self.stats.get(key, 0) + n
+
+    def ingest(
+        self, conn: Neo4jConnection, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True
+    ) -> IngestReport:
+        return run_ingest(
+            conn,
+            self.source,
+            self.batches(),
+            files=self.files(),
+            params=self.params(),
+            stats=self.stats,
+            batch_size=batch_size,
+            progress=progress,
+        )

@@ -1,0 +1,133 @@
+"""Connection to Neo4j: any server through NEO4J_URI/USER/PASSWORD/DATABASE, else the local one.
+
+Errors are turned into one clear line (never a traceback, never the password); transient errors are
+retried with exponential backoff by the driver's managed transactions (``execute_write``/``execute_read``)
+and, for connecting, by :meth:`Neo4jConnection.verify`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from neo4j import Driver, GraphDatabase, ManagedTransaction, Session
+from neo4j.exceptions import AuthError, ConfigurationError, ServiceUnavailable, SessionExpired
+
+from moakg.kg.local_server import LocalNeo4j
+
+T = TypeVar("T")
+
+
+class Neo4jUnavailable(RuntimeError):
+    """Neo4j could not be reached or refused the credentials; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class Neo4jSettings:
+    uri: str
+    user: str = "neo4j"
+    password: str = field(default="", repr=False)
+    database: str = "neo4j"
+    local: bool = False  # True when these point at the project's own local server
+
+    @classmethod
+    def from_env(cls, local: LocalNeo4j | None = None) -> Neo4jSettings:
+        """NEO4J_URI and friends when set; otherwise the local server (its state, or the default port)."""
+        database = os.environ.get("NEO4J_DATABASE", "neo4j")
+        uri = os.environ.get("NEO4J_URI")
+        if uri:
+            return cls(
+                uri=uri,
+                user=os.environ.get("NEO4J_USER", "neo4j"),
+                password=os.environ.get("NEO4J_PASSWORD", ""),
+                database=database,
+            )
+        local = local or LocalNeo4j()
+        st = local.state()
+        port = st.bolt_port if st else local.bolt_port
+        return cls(
+            uri=f"bolt://127.0.0.1:{port}",
+            user="neo4j",
+            password=local.password(),
+            database=database,
+            local=True,
+        )
+
+
+def _hint(settings: Neo4jSettings) -> str:
+    if settings.local:
+        return "run `moakg neo4j start` or set NEO4J_URI"
+    return "check that the server runs and that NEO4J_URI is right"
+
+
+class Neo4jConnection:
+    """A driver plus the database to use. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, settings: Neo4jSettings | None = None, connect_retries: int = 3) -> None:
+        self.settings = settings or Neo4jSettings.from_env()
+        self._driver: Driver = GraphDatabase.driver(
+            self.settings.uri,
+            auth=(self.settings.user, self.settings.password),
+            max_transaction_retry_time=30.0,
+            connection_acquisition_timeout=30.0,
+        )
+        self.verify(connect_retries)
+
+    @property
+    def database(self) -> str:
+        return self.settings.database
+
+    @property
+    def driver(self) -> Driver:
+        return self._driver
+
+    def verify(self, retries: int = 3, backoff: float = 0.5) -> None:
+        """Check connectivity, retrying with exponential backoff; raise :class:`Neo4jUnavailable`."""
+        uri = self.settings.uri
+        for attempt in range(retries + 1):
+            try:
+                self._driver.verify_connectivity()
+                return
+            except AuthError:
+                self._driver.close()
+                raise Neo4jUnavailable(
+                    f"Neo4j at {uri} refused the credentials of user '{self.settings.user}'; "
+                    "check NEO4J_USER/NEO4J_PASSWORD"
+                ) from None
+            except (ServiceUnavailable, SessionExpired, ConfigurationError, OSError, ValueError):
+                if attempt == retries:
+                    self._driver.close()
+                    raise Neo4jUnavailable(f"Neo4j at {uri} is not reachable; {_hint(self.settings)}") from None
+                time.sleep(backoff * 2**attempt)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._driver.session(database=self.database) as s:
+            yield s
+
+    def write(self, work: Callable[[ManagedTransaction], T]) -> T:
+        """Run ``work`` in one write transaction, retried on transient errors."""
+        with self.session() as s:
+            return s.execute_write(work)
+
+    def read(self, work: Callable[[ManagedTransaction], T]) -> T:
+        with self.session() as s:
+            return s.execute_read(work)
+
+    def query(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
+        """Run one auto-routed query (retried on transient errors) and return its records as dicts."""
+        records, _, _ = self._driver.execute_query(cypher, params, database_=self.database)
+        return [r.data() for r in records]
+
+    def close(self) -> None:
+        self._driver.close()
+
+    def __enter__(self) -> Neo4jConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,62 @@
+"""Test fixtures: one real Neo4j 5.26 server per test session, on free ports, in a temporary home."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from moakg.kg.connection import Neo4jConnection, Neo4jSettings
+from moakg.kg.local_server import LocalNeo4j, free_port
+from moakg.kg.schema import init_schema
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNeo4j]:
+    """A real local Neo4j for the whole test session (started and stopped here)."""
+    home = tmp_path_factory.mktemp("neo4j-home")
+    server = LocalNeo4j(home=home, bolt_port=free_port(), http_port=free_port(), heap="1g", pagecache="256m")
+    saved = os.environ.pop("NEO4J_PASSWORD", None)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        if saved is not None:
+            os.environ["NEO4J_PASSWORD"] = saved
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings(neo4j_server: LocalNeo4j) -> Neo4jSettings:
+    return Neo4jSettings(
+        uri=f"bolt://127.0.0.1:{neo4j_server.bolt_port}",
+        user="neo4j",
+        password=neo4j_server.password(),
+        local=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def _session_conn(neo4j_settings: Neo4jSettings) -> Iterator[Neo4jConnection]:
+    with Neo4jConnection(neo4j_settings) as c:
+        init_schema(c)
+        yield c
+
+
+@pytest.fixture
+def conn(_session_conn: Neo4jConnection) -> Neo4jConnection:
+    """A connection to an empty graph (schema in place): every test starts from nothing."""
+    with _session_conn.session() as s:  # CALL ... IN TRANSACTIONS needs an auto-commit transaction
+        s.run("MATCH (n) WHERE NOT n:SchemaVersion CALL { WITH n DETACH DELETE n } IN TRANSACTIONS").consume()
+    return _session_conn
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"real data subsets not found at {SHARED_DATA}")
+    return SHARED_DATA
