@@ -1,4 +1,213 @@
-"""The `moakg` command line."""
-import typer
+"""The `moakg` command line: `moakg neo4j ...`, `moakg db ...`, `moakg ingest ...`, `moakg query ...`."""
 
-app = typer.Typer(help="moakg: knowledge-graph learning of drug MoA and targets.", no_args_is_help=True)
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from moakg.ingest.commands import ingest_app
+from moakg.kg.connection import Neo4jConnection, Neo4jSettings, Neo4jUnavailable
+from moakg.kg.local_server import LocalNeo4j, LocalNeo4jError, build_launcher
+
+app = typer.Typer(
+    help="moakg: predict and explain a drug's mechanism of action and targets from L1000 signatures, "
+    "with a Neo4j knowledge graph and heterogeneous GNNs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+neo4j_app = typer.Typer(
+    help="The project's own local Neo4j 5.26 server (built from Maven Central).", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema and contents.", no_args_is_help=True)
+query_app = typer.Typer(help="The named Cypher queries in queries/.", no_args_is_help=True)
+app.add_typer(neo4j_app, name="neo4j")
+app.add_typer(db_app, name="db")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(query_app, name="query")
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option("--home", help="Server directory (data, logs, password). Default ~/.moakg/neo4j."),
+]
+BoltOpt = Annotated[int | None, typer.Option("--bolt-port", help="Bolt port on 127.0.0.1 (default 7687).")]
+HttpOpt = Annotated[
+    int | None, typer.Option("--http-port", help="HTTP/Browser port on 127.0.0.1 (default 7474).")
+]
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one clear line to stderr and return the exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def connect() -> Neo4jConnection:
+    """Connect as NEO4J_URI/... say (or to the local server), turning failures into one clear line."""
+    try:
+        return Neo4jConnection(Neo4jSettings.from_env())
+    except Neo4jUnavailable as exc:
+        raise fail(str(exc)) from None
+
+
+@neo4j_app.command("build")
+def neo4j_build() -> None:
+    """Fetch Neo4j's jars with Maven (cached in ~/.m2) and compile the launcher; `start` does this too."""
+    try:
+        target = build_launcher(quiet=False)
+    except LocalNeo4jError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"launcher built in {target}")
+
+
+@neo4j_app.command("start")
+def neo4j_start(
+    home: HomeOpt = None,
+    bolt_port: BoltOpt = None,
+    http_port: HttpOpt = None,
+    heap: Annotated[str, typer.Option(help="JVM heap, e.g. 1g or 4g.")] = "1g",
+    pagecache: Annotated[str, typer.Option(help="Neo4j page cache, e.g. 512m.")] = "512m",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for Bolt to answer.")] = 180.0,
+) -> None:
+    """Start the local Neo4j in the background; returns once Bolt answers (no-op if already running)."""
+    server = LocalNeo4j(home, bolt_port, http_port, heap=heap, pagecache=pagecache)
+    already = server.state()
+    try:
+        st = server.start(timeout=timeout)
+    except LocalNeo4jError as exc:
+        raise fail(str(exc)) from None
+    verb = "already running" if already else "started"
+    typer.echo(f"Neo4j {verb}: {st.bolt_uri} (browser {st.http_url}/browser/), pid {st.pid}, home {st.home}")
+
+
+@neo4j_app.command("stop")
+def neo4j_stop(home: HomeOpt = None) -> None:
+    """Stop the local Neo4j cleanly; safe to call when it is not running."""
+    server = LocalNeo4j(home)
+    typer.echo("Neo4j stopped" if server.stop() else "Neo4j was not running")
+
+
+@neo4j_app.command("status")
+def neo4j_status(home: HomeOpt = None) -> None:
+    """Say whether the local Neo4j runs, and where; exit code 3 when it does not."""
+    server = LocalNeo4j(home)
+    st = server.state()
+    if st is None:
+        typer.echo(f"Neo4j is not running (home {server.home})")
+        raise typer.Exit(3)
+    typer.echo(
+        f"Neo4j is running: pid {st.pid}\n  bolt     {st.bolt_uri}\n  browser  {st.http_url}/browser/\n"
+        f"  home     {st.home}\n  logs     {Path(st.home) / 'logs'}\n  password {server.password_file}"
+    )
+
+
+@db_app.command("init")
+def db_init() -> None:
+    """Create the uniqueness constraints and indexes (idempotent) and record the schema version."""
+    from moakg.kg.schema import init_schema
+
+    with connect() as conn:
+        summary = init_schema(conn)
+    typer.echo(
+        f"schema v{summary['schema_version']} ready on {conn.settings.uri}: "
+        f"{summary['constraints']} constraints, {summary['indexes']} indexes"
+    )
+
+
+@db_app.command("summary")
+def db_summary() -> None:
+    """Print how many nodes of each label and relationships of each type the graph holds."""
+    from moakg.kg.queries import load_query
+
+    with connect() as conn:
+        rows = conn.query(load_query("graph_summary").text)
+    print_table(rows, ["kind", "name", "count"])
+
+
+def print_table(rows: list[dict], columns: list[str] | None = None) -> None:
+    """A plain aligned text table on stdout."""
+    if not rows:
+        typer.echo("(no rows)")
+        return
+    columns = columns or list(rows[0])
+
+    def cell(v: object) -> str:
+        return json.dumps(v) if isinstance(v, (list, dict)) else ("" if v is None else str(v))
+
+    widths = {c: max(len(c), *(len(cell(r.get(c))) for r in rows)) for c in columns}
+    typer.echo("  ".join(c.ljust(widths[c]) for c in columns))
+    typer.echo("  ".join("-" * widths[c] for c in columns))
+    for r in rows:
+        typer.echo("  ".join(cell(r.get(c)).ljust(widths[c]) for c in columns))
+
+
+@query_app.command("list")
+def query_list() -> None:
+    """List the named queries with their parameters."""
+    from moakg.kg.queries import list_queries
+
+    for q in list_queries():
+        params = ", ".join(f"{p.name}:{p.type}" for p in q.params)
+        typer.echo(f"{q.name:28s} {q.description}" + (f"  [{params}]" if params else ""))
+
+
+def _parse_param(raw: str, types: dict[str, str]) -> tuple[str, object]:
+    if "=" not in raw:
+        raise fail(f"--param must be key=value, got {raw!r}")
+    key, value = raw.split("=", 1)
+    kind = types.get(key, "string")
+    try:
+        if kind == "int":
+            return key, int(value)
+        if kind == "float":
+            return key, float(value)
+        if kind == "list":
+            return key, [v for v in value.split(",") if v]
+    except ValueError:
+        raise fail(f"--param {key} expects {kind}, got {value!r}") from None
+    return key, value
+
+
+@query_app.command("run")
+def query_run(
+    name: Annotated[str, typer.Argument(help="Query name, see `moakg query list`.")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value (repeatable).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+) -> None:
+    """Run a named query from queries/ with parameters and print the result."""
+    import csv
+
+    from moakg.kg.queries import load_query
+
+    try:
+        q = load_query(name)
+    except KeyError as exc:
+        raise fail(exc.args[0]) from None
+    types = {p.name: p.type for p in q.params}
+    params = dict(_parse_param(raw, types) for raw in param or [])
+    missing = sorted(set(types) - set(params))
+    if missing:
+        raise fail(f"query {name} needs --param for: {', '.join(missing)}")
+    with connect() as conn:
+        rows = conn.query(q.text, **params)
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2, default=str))
+    elif fmt == "csv":
+        if rows:
+            w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    elif fmt == "table":
+        print_table(rows)
+    else:
+        raise fail(f"--format must be table, json or csv, not {fmt!r}")
+
+
+def main() -> None:  # pragma: no cover - console entry point wrapper
+    app(prog_name="moakg")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

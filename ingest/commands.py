@@ -4,5 +4,6 @@ from __future__ import annotations
 
 import typer
 
-ingest_app = typer.Typer(help="Load data sources into Neo4j (idempotent; every run is an IngestRun).",
-                         no_args_is_help=True)
+ingest_app = typer.Typer(
+    help="Load data sources into Neo4j (idempotent; every run is an IngestRun).", no_args_is_help=True
+)

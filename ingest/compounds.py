@@ -160,7 +160,9 @@ class CompoundIndex:
             self.add(ident.id, key, [name], [source])
             return ident
         nn = normalise_name(name)
-        candidates = {c for c in self._by_name.get(nn, set()) if source not in self._sources[c]} if nn else set()
+        candidates = (
+            {c for c in self._by_name.get(nn, set()) if source not in self._sources[c]} if nn else set()
+        )
         if len(candidates) == 1:
             (other,) = candidates
             ident = CompoundIdentity(other, None, "name", False)

@@ -14,10 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from moakg.kg.local_server import LocalNeo4j
 from neo4j import Driver, GraphDatabase, ManagedTransaction, Session
 from neo4j.exceptions import AuthError, ConfigurationError, ServiceUnavailable, SessionExpired
-
-from moakg.kg.local_server import LocalNeo4j
 
 T = TypeVar("T")
 
@@ -74,6 +73,8 @@ class Neo4jConnection:
             auth=(self.settings.user, self.settings.password),
             max_transaction_retry_time=30.0,
             connection_acquisition_timeout=30.0,
+            # Warnings such as "property key does not exist" on an empty graph are not errors here.
+            notifications_min_severity="OFF",
         )
         self.verify(connect_retries)
 
@@ -101,7 +102,9 @@ class Neo4jConnection:
             except (ServiceUnavailable, SessionExpired, ConfigurationError, OSError, ValueError):
                 if attempt == retries:
                     self._driver.close()
-                    raise Neo4jUnavailable(f"Neo4j at {uri} is not reachable; {_hint(self.settings)}") from None
+                    raise Neo4jUnavailable(
+                        f"Neo4j at {uri} is not reachable; {_hint(self.settings)}"
+                    ) from None
                 time.sleep(backoff * 2**attempt)
 
     @contextmanager

@@ -10,6 +10,7 @@ State lives in ``home`` (default ``~/.moakg/neo4j``, or ``MOAKG_HOME``/neo4j): `
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -211,7 +212,9 @@ class LocalNeo4j:
             proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
-        st = ServerState(pid=proc.pid, bolt_port=self.bolt_port, http_port=self.http_port, home=str(self.home))
+        st = ServerState(
+            pid=proc.pid, bolt_port=self.bolt_port, http_port=self.http_port, home=str(self.home)
+        )
         self.state_file.write_text(json.dumps(asdict(st)))
         try:
             self._wait_for_bolt(proc, password, timeout)
@@ -265,7 +268,5 @@ class LocalNeo4j:
             if not _pid_alive(pid):
                 return
             time.sleep(0.2)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

@@ -81,7 +81,9 @@ def init_schema(conn: Neo4jConnection) -> dict[str, int]:
 
 def schema_summary(conn: Neo4jConnection) -> dict[str, int]:
     rows = conn.query("SHOW CONSTRAINTS YIELD name RETURN count(*) AS constraints")
-    idx = conn.query("SHOW INDEXES YIELD name, owningConstraint WHERE owningConstraint IS NULL RETURN count(*) AS n")
+    idx = conn.query(
+        "SHOW INDEXES YIELD name, owningConstraint WHERE owningConstraint IS NULL RETURN count(*) AS n"
+    )
     ver = conn.query("MATCH (v:SchemaVersion {name: 'moakg'}) RETURN v.version AS version")
     return {
         "constraints": rows[0]["constraints"],

@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from neo4j import ManagedTransaction
-from tqdm.auto import tqdm
-
 from moakg.kg.connection import Neo4jConnection
 from moakg.kg.schema import NODE_KEYS, _ident
+from neo4j import ManagedTransaction
+from tqdm.auto import tqdm
 
 DEFAULT_BATCH_SIZE = 5000
 MAX_MISSING_EXAMPLES = 20
@@ -126,9 +125,11 @@ def rel_query(batch: RelBatch) -> str:
     merge_props = " {source: $source}" if batch.per_source else ""
     # OPTIONAL MATCH + FOREACH: rows whose end nodes are missing are returned, not silently dropped.
     return (
-        f"UNWIND $rows AS r OPTIONAL MATCH (a:{sl} {{{sk}: r.start}}) OPTIONAL MATCH (b:{el} {{{ek}: r.end}}) "
+        f"UNWIND $rows AS r OPTIONAL MATCH (a:{sl} {{{sk}: r.start}}) "
+        f"OPTIONAL MATCH (b:{el} {{{ek}: r.end}}) "
         "FOREACH (_ IN CASE WHEN a IS NULL OR b IS NULL THEN [] ELSE [1] END | "
-        f"MERGE (a)-[rel:{t}{merge_props}]->(b) SET rel += r.props, rel.source = $source, rel.ingest_run = $run) "
+        f"MERGE (a)-[rel:{t}{merge_props}]->(b) "
+        "SET rel += r.props, rel.source = $source, rel.ingest_run = $run) "
         "WITH r, a, b WHERE a IS NULL OR b IS NULL "
         "RETURN r.start AS start, r.end AS end, a IS NULL AS missing_start, b IS NULL AS missing_end"
     )
@@ -151,7 +152,9 @@ class BatchWriter:
 
     def write_nodes(self, batch: NodeBatch) -> None:
         if NODE_KEYS.get(batch.label) not in (None, batch.key):
-            raise ValueError(f"{batch.label} nodes are keyed by {NODE_KEYS[batch.label]!r}, not {batch.key!r}")
+            raise ValueError(
+                f"{batch.label} nodes are keyed by {NODE_KEYS[batch.label]!r}, not {batch.key!r}"
+            )
         q = node_query(batch.label, batch.key)
         rows = [clean_row(r) for r in batch.rows]
         for i, r in enumerate(rows):
@@ -160,7 +163,11 @@ class BatchWriter:
         for chunk in _chunks(rows, self.batch_size):
 
             def work(tx: ManagedTransaction, chunk: Sequence[dict] = chunk) -> int:
-                return tx.run(q, rows=list(chunk), source=self.source, run=self.run_id).consume().counters.nodes_created
+                return (
+                    tx.run(q, rows=list(chunk), source=self.source, run=self.run_id)
+                    .consume()
+                    .counters.nodes_created
+                )
 
             created = self.conn.write(work)
             self.counts.nodes_created += created
@@ -188,7 +195,9 @@ class BatchWriter:
             self.counts.rels_matched += len(chunk) - created - len(missing)
             self.counts.rels_missing_endpoint += len(missing)
             room = MAX_MISSING_EXAMPLES - len(self.counts.missing_examples)
-            self.counts.missing_examples.extend({"type": batch.rel_type, **m} for m in missing[: max(room, 0)])
+            self.counts.missing_examples.extend(
+                {"type": batch.rel_type, **m} for m in missing[: max(room, 0)]
+            )
         written = len(rows)
         self.counts.by_rel_type[batch.rel_type] = self.counts.by_rel_type.get(batch.rel_type, 0) + written
 
@@ -241,7 +250,11 @@ def run_ingest(
         "SET r.source = $source, r.files = $files, r.sha256 = $hashes, r.params = $params, "
         "r.status = 'running', r.started = datetime(), r.ended = null, r.error = null, "
         "r.attempts = r.attempts + 1",
-        id=run_id, source=source, files=paths, hashes=hashes, params=json.dumps(params, default=str),
+        id=run_id,
+        source=source,
+        files=paths,
+        hashes=hashes,
+        params=json.dumps(params, default=str),
     )
     writer = BatchWriter(conn, source, run_id, batch_size)
     bar = tqdm(desc=f"ingest {source}", unit="rows", disable=not progress, leave=False)
@@ -255,7 +268,9 @@ def run_ingest(
         conn.query(
             "MATCH (r:IngestRun {id: $id}) SET r.status = 'failed', r.error = $error, r.ended = datetime(), "
             "r.counts = $counts",
-            id=run_id, error=msg, counts=json.dumps(writer.counts.as_dict()),
+            id=run_id,
+            error=msg,
+            counts=json.dumps(writer.counts.as_dict()),
         )
         raise
     bar.close()
@@ -263,7 +278,11 @@ def run_ingest(
     conn.query(
         "MATCH (r:IngestRun {id: $id}) SET r.status = 'completed', r.ended = datetime(), r.counts = $counts, "
         "r.stats = $stats, r.nodes_created = $nc, r.rels_created = $rc, r.rels_missing_endpoint = $miss",
-        id=run_id, counts=json.dumps(writer.counts.as_dict()), stats=json.dumps(final_stats, default=str),
-        nc=writer.counts.nodes_created, rc=writer.counts.rels_created, miss=writer.counts.rels_missing_endpoint,
+        id=run_id,
+        counts=json.dumps(writer.counts.as_dict()),
+        stats=json.dumps(final_stats, default=str),
+        nc=writer.counts.nodes_created,
+        rc=writer.counts.rels_created,
+        miss=writer.counts.rels_missing_endpoint,
     )
     return IngestReport(run_id, source, "completed", writer.counts, final_stats)

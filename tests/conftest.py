@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from moakg.kg.connection import Neo4jConnection, Neo4jSettings
 from moakg.kg.local_server import LocalNeo4j, free_port
 from moakg.kg.schema import init_schema
@@ -51,7 +50,7 @@ def _session_conn(neo4j_settings: Neo4jSettings) -> Iterator[Neo4jConnection]:
 def conn(_session_conn: Neo4jConnection) -> Neo4jConnection:
     """A connection to an empty graph (schema in place): every test starts from nothing."""
     with _session_conn.session() as s:  # CALL ... IN TRANSACTIONS needs an auto-commit transaction
-        s.run("MATCH (n) WHERE NOT n:SchemaVersion CALL { WITH n DETACH DELETE n } IN TRANSACTIONS").consume()
+        s.run("MATCH (n) WHERE NOT n:SchemaVersion CALL (n) { DETACH DELETE n } IN TRANSACTIONS").consume()
     return _session_conn
 
 

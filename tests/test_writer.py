@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from moakg.kg.connection import Neo4jConnection
 from moakg.kg.writer import NodeBatch, RelBatch, run_ingest
 
@@ -42,7 +41,9 @@ def test_every_write_is_stamped_with_source_and_run(conn: Neo4jConnection) -> No
         "MATCH (a:Gene)-[r]->(b:Gene) RETURN DISTINCT a.source AS ns, a.ingest_run AS nr, a.sources AS srcs, "
         "r.source AS rs, r.ingest_run AS rr"
     )
-    assert rows == [{"ns": "stamp_test", "nr": rep.run_id, "srcs": ["stamp_test"], "rs": "stamp_test", "rr": rep.run_id}]
+    assert rows == [
+        {"ns": "stamp_test", "nr": rep.run_id, "srcs": ["stamp_test"], "rs": "stamp_test", "rr": rep.run_id}
+    ]
     # None values are not written (so they can never erase another source's value).
     assert conn.query("MATCH (g:Gene) WHERE g.note IS NOT NULL RETURN count(g) AS n")[0]["n"] == 0
 
@@ -102,12 +103,19 @@ def test_per_source_relationships_stay_separate(conn: Neo4jConnection) -> None:
     nodes = [NodeBatch("Compound", "id", [{"id": "C1"}]), NodeBatch("Gene", "symbol", [{"symbol": "EGFR"}])]
 
     def targets(actions: list[str]) -> RelBatch:
-        return RelBatch("TARGETS", ("Compound", "id"), ("Gene", "symbol"),
-                        [{"start": "C1", "end": "EGFR", "actions": actions}], per_source=True)
+        return RelBatch(
+            "TARGETS",
+            ("Compound", "id"),
+            ("Gene", "symbol"),
+            [{"start": "C1", "end": "EGFR", "actions": actions}],
+            per_source=True,
+        )
 
     run_ingest(conn, "src_a", [*nodes, targets(["inhibitor"])], progress=False)
     run_ingest(conn, "src_b", [*nodes, targets(["antagonist"])], progress=False)
-    rows = conn.query("MATCH (:Compound)-[t:TARGETS]->(:Gene) RETURN t.source AS s, t.actions AS a ORDER BY s")
+    rows = conn.query(
+        "MATCH (:Compound)-[t:TARGETS]->(:Gene) RETURN t.source AS s, t.actions AS a ORDER BY s"
+    )
     assert rows == [{"s": "src_a", "a": ["inhibitor"]}, {"s": "src_b", "a": ["antagonist"]}]
     srcs = conn.query("MATCH (c:Compound {id: 'C1'}) RETURN c.sources AS s")[0]["s"]
     assert srcs == ["src_a", "src_b"]

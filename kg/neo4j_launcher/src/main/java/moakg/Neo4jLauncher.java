@@ -7,6 +7,7 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import org.neo4j.dbms.api.DatabaseManagementService;
+import org.neo4j.graphdb.QueryExecutionException;
 import org.neo4j.server.CommunityBootstrapper;
 import org.neo4j.server.NeoBootstrapper;
 
@@ -22,6 +23,23 @@ import org.neo4j.server.NeoBootstrapper;
  */
 public final class Neo4jLauncher {
     private Neo4jLauncher() {}
+
+    /**
+     * Embedded access to the system database bypasses auth, so the password is set here, on every
+     * start, instead of through a first-login password change. Setting the current password again
+     * is refused by Neo4j ("Old password and new password cannot be the same"), which means it is
+     * already right.
+     */
+    static void setPassword(DatabaseManagementService dbms, String password) {
+        try {
+            dbms.database("system").executeTransactionally(
+                    "ALTER USER neo4j SET PASSWORD $pw CHANGE NOT REQUIRED", Map.of("pw", password));
+        } catch (QueryExecutionException e) {
+            if (e.getMessage() == null || !e.getMessage().contains("cannot be the same")) {
+                throw e;
+            }
+        }
+    }
 
     public static void main(String[] args) throws Exception {
         if (args.length < 2) {
@@ -62,11 +80,13 @@ public final class Neo4jLauncher {
             System.err.println("Neo4j failed to start (status " + status + "); see " + home.resolve("logs"));
             System.exit(status);
         }
-        DatabaseManagementService dbms = bootstrapper.getDatabaseManagementService();
-        // Embedded access to the system database bypasses auth, so the password is set here
-        // (idempotently, on every start) instead of through a first-login password change.
-        dbms.database("system").executeTransactionally(
-                "ALTER USER neo4j SET PASSWORD $pw CHANGE NOT REQUIRED", Map.of("pw", password));
+        try {
+            setPassword(bootstrapper.getDatabaseManagementService(), password);
+        } catch (RuntimeException e) {
+            System.err.println("moakg-neo4j: could not set the password: " + e.getMessage());
+            bootstrapper.stop();
+            System.exit(1);
+        }
 
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
