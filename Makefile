@@ -1,0 +1,29 @@
+# moakg: set up, run the main job, test. The virtual environment lives outside the repo so that
+# later sessions and CI reuse it and pip's cache.
+VENV ?= $(HOME)/.venvs/moakg
+PY := $(VENV)/bin/python
+MOAKG := $(VENV)/bin/moakg
+PYTHON ?= python3.11
+
+.PHONY: setup demo test lint bench
+
+setup:  ## venv + Python deps + Neo4j jars (Maven, cached in ~/.m2)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(MOAKG) neo4j build
+
+demo:  ## the main job on the bundled demo data, against the local Neo4j
+	$(MOAKG) neo4j start
+	$(MOAKG) db init
+	$(MOAKG) db summary
+	@echo "Next: $(MOAKG) query run ingest_runs   |   browser: http://127.0.0.1:7474/browser/"
+
+test:  ## the test suite (starts its own Neo4j on free ports); pytest's exit 5 (no tests) fails too
+	$(PY) -m pytest -q || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc; }
+
+lint:
+	$(VENV)/bin/ruff check .
+
+bench:
+	$(PY) benchmarks/bench_writer.py
