@@ -291,10 +291,13 @@ class RepurposingHubAdapter(SourceAdapter):
                 ident = by_key[key]
                 self.index.add(ident.id, None, [name], [self.source])
             else:
-                ident = self.index.resolve(self.source, name, smiles=smiles, inchikey=hub_key, name=name)
+                # Work-around (see the report): resolve() ignores the Hub's InChIKey when the SMILES is
+                # given but unparseable, so an unparseable SMILES is not passed at all.
+                given = smiles if key is not None else None
+                ident = self.index.resolve(self.source, name, smiles=given, inchikey=hub_key, name=name)
                 if key is not None:
                     by_key[key] = ident
-            if smiles is not None and not ident.structure_parsed:
+            if smiles is not None and key is None:
                 self.count("structure_unparseable")
             out[name] = (ident, canonical_smiles(smiles) if key is not None else None)
         return out
