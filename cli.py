@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from moakg.ingest.commands import ingest_app
 from moakg.kg.connection import Neo4jConnection, Neo4jSettings, Neo4jUnavailable
 from moakg.kg.local_server import LocalNeo4j, LocalNeo4jError, build_launcher

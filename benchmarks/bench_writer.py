@@ -32,8 +32,9 @@ def bench_connection() -> Iterator[Neo4jConnection]:
             yield conn
         return
     with tempfile.TemporaryDirectory(prefix="moakg-bench-") as tmp:
-        server = LocalNeo4j(home=Path(tmp), bolt_port=free_port(), http_port=free_port(), heap="2g",
-                            pagecache="1g")
+        server = LocalNeo4j(
+            home=Path(tmp), bolt_port=free_port(), http_port=free_port(), heap="2g", pagecache="1g"
+        )
         st = server.start()
         try:
             with Neo4jConnection(Neo4jSettings(uri=st.bolt_uri, password=server.password())) as conn:
@@ -65,11 +66,15 @@ def per_row(conn: Neo4jConnection, nodes: list[dict], rels: list[dict]) -> float
     t0 = time.perf_counter()
     with conn.session() as s:
         for row in nodes:
-            s.execute_write(lambda tx, r=row: tx.run(nq, rows=[r], source="bench", run="bench-per-row").consume())
+            s.execute_write(
+                lambda tx, r=row: tx.run(nq, rows=[r], source="bench", run="bench-per-row").consume()
+            )
         for row in rels:
             props = {k: v for k, v in row.items() if k not in ("start", "end")}
             payload = [{"start": row["start"], "end": row["end"], "props": props}]
-            s.execute_write(lambda tx, p=payload: tx.run(rq, rows=p, source="bench", run="bench-per-row").consume())
+            s.execute_write(
+                lambda tx, p=payload: tx.run(rq, rows=p, source="bench", run="bench-per-row").consume()
+            )
     return time.perf_counter() - t0
 
 
@@ -77,7 +82,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", type=int, default=50_000)
     ap.add_argument("--rels", type=int, default=100_000)
-    ap.add_argument("--baseline-rows", type=int, default=2_000, help="rows (nodes + rels) for the per-row baseline")
+    ap.add_argument(
+        "--baseline-rows", type=int, default=2_000, help="rows (nodes + rels) for the per-row baseline"
+    )
     ap.add_argument("--batch-size", type=int, default=5_000)
     args = ap.parse_args()
 
@@ -90,22 +97,22 @@ def main() -> None:
         clear(conn)
 
         t0 = time.perf_counter()
-        rep = run_ingest(conn, "bench", [NodeBatch("Gene", "symbol", nodes),
-                                         RelBatch("INTERACTS_WITH", ("Gene", "symbol"), ("Gene", "symbol"), rels)],
-                         batch_size=args.batch_size, progress=False)
+        rep = run_ingest(
+            conn,
+            "bench",
+            [
+                NodeBatch("Gene", "symbol", nodes),
+                RelBatch("INTERACTS_WITH", ("Gene", "symbol"), ("Gene", "symbol"), rels),
+            ],
+            batch_size=args.batch_size,
+            progress=False,
+        )
         batched_s = time.perf_counter() - t0
         assert rep.counts.nodes_created == args.nodes
         clear(conn)
 
-        n_sub = min(args.baseline_rows // 3, args.nodes)
-        sub_nodes = nodes[:n_sub]
-        names = {n["symbol"] for n in sub_nodes}
-        sub_rels = [r for r in rels if r["start"] in names and r["end"] in names][: args.baseline_rows - n_sub]
-        if len(sub_rels) < (args.baseline_rows - n_sub):  # pad with rels among the subset
-            rng = random.Random(1)
-            while len(sub_rels) < args.baseline_rows - n_sub:
-                a, b = rng.randrange(n_sub), rng.randrange(n_sub)
-                sub_rels.append({"start": f"BENCH{a}", "end": f"BENCH{b}", "combined_score": 500})
+        # Same row shapes, scaled down, one node per two relationships as in the batched run.
+        sub_nodes, sub_rels = make_rows(args.baseline_rows // 3, args.baseline_rows - args.baseline_rows // 3)
         base_s = per_row(conn, sub_nodes, sub_rels)
         clear(conn)
 
@@ -113,13 +120,16 @@ def main() -> None:
     base_rows = len(sub_nodes) + len(sub_rels)
     batched_rps = batched_rows / batched_s
     base_rps = base_rows / base_s
-    print(f"{'method':<34}{'rows':>10}{'seconds':>10}{'rows/s':>12}{'ratio':>8}")
-    print(f"{'per-row MERGE, 1 tx/row (baseline)':<34}{base_rows:>10}{base_s:>10.1f}{base_rps:>12,.0f}{1.0:>8.1f}")
-    print(f"{'batched UNWIND MERGE (kg.writer)':<34}{batched_rows:>10}{batched_s:>10.1f}{batched_rps:>12,.0f}"
-          f"{batched_rps / base_rps:>8.1f}")
+    row = "{:<36}{:>10,}{:>10.1f}{:>12,.0f}{:>8.1f}"
+    print(f"{'method':<36}{'rows':>10}{'seconds':>10}{'rows/s':>12}{'ratio':>8}")
+    print(row.format("per-row MERGE, 1 tx/row (baseline)", base_rows, base_s, base_rps, 1.0))
+    ratio = batched_rps / base_rps
+    print(row.format("batched UNWIND MERGE (kg.writer)", batched_rows, batched_s, batched_rps, ratio))
     est = batched_rows / base_rps
-    print(f"\nper-row baseline extrapolated to {batched_rows:,} rows: {est:,.0f} s "
-          f"(batch size {args.batch_size})")
+    print(
+        f"\nper-row baseline extrapolated to {batched_rows:,} rows: {est:,.0f} s "
+        f"(batch size {args.batch_size})"
+    )
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from moakg.kg.local_server import LocalNeo4j
 from neo4j import Driver, GraphDatabase, ManagedTransaction, Session
 from neo4j.exceptions import AuthError, ConfigurationError, ServiceUnavailable, SessionExpired
+
+from moakg.kg.local_server import LocalNeo4j
 
 T = TypeVar("T")
 

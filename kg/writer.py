@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from moakg.kg.connection import Neo4jConnection
-from moakg.kg.schema import NODE_KEYS, _ident
 from neo4j import ManagedTransaction
 from tqdm.auto import tqdm
+
+from moakg.kg.connection import Neo4jConnection
+from moakg.kg.schema import NODE_KEYS, _ident
 
 DEFAULT_BATCH_SIZE = 5000
 MAX_MISSING_EXAMPLES = 20

@@ -7,11 +7,12 @@ import os
 import stat
 
 import pytest
+from typer.testing import CliRunner
+
 from moakg.cli import app
 from moakg.kg.connection import Neo4jConnection, Neo4jSettings, Neo4jUnavailable
 from moakg.kg.local_server import LocalNeo4j, free_port
 from moakg.kg.schema import EXTRA_UNIQUE, INDEXES, NODE_KEYS, init_schema, schema_summary
-from typer.testing import CliRunner
 
 
 def test_server_is_real_neo4j_526_with_auth(neo4j_server: LocalNeo4j, conn: Neo4jConnection) -> None:

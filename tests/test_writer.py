@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from moakg.kg.connection import Neo4jConnection
 from moakg.kg.writer import NodeBatch, RelBatch, run_ingest
 
