@@ -37,6 +37,8 @@ from typing import IO, Annotated, Any
 from xml.etree import ElementTree as ET
 
 import typer
+from tqdm.auto import tqdm
+
 from moakg.ingest.base import InputFormatError, SourceAdapter, open_text
 from moakg.ingest.compounds import (
     CompoundIdentity,
@@ -48,7 +50,6 @@ from moakg.ingest.compounds import (
 from moakg.ingest.repurposing_hub import run_cli
 from moakg.ingest.string_ppi import normalise_symbol
 from moakg.kg.writer import Batch, NodeBatch, RelBatch
-from tqdm.auto import tqdm
 
 NS = "http://www.drugbank.ca"
 CATEGORIES = ("target", "enzyme", "carrier", "transporter")  # also the priority of target_category
@@ -389,7 +390,7 @@ class DrugBankAdapter(SourceAdapter):
         if rec.name and (first or not row.get("name")):
             row["name"] = rec.name  # the drug with the smallest id names a node several drugs share
         row["synonyms"] = sorted({*row["synonyms"], *rec.synonyms, *([rec.name] if rec.name else [])})
-        if has_structure and ident.structure_parsed and not row.get("smiles"):
+        if has_structure and not row.get("smiles"):
             row["smiles"] = canonical_smiles(rec.smiles, rec.inchi)
         for k, v in rec.props.items():
             if isinstance(v, list):
@@ -451,17 +452,20 @@ class DrugBankAdapter(SourceAdapter):
                            per_source=True)
 
     # -- inputs -------------------------------------------------------------------------------------
-    def read_vocabulary(self, path: Path) -> None:
+    def read_vocabulary(self, path: Path) -> list[DrugRecord]:
+        """Parse and check the vocabulary CSV; the records are resolved after the structured inputs."""
+        records = []
         for lineno, r in _csv_records(path, ",", VOCABULARY_COLUMNS):
             dbid = r["DrugBank ID"].strip()
             if not dbid:
                 raise InputFormatError(path, lineno, "empty 'DrugBank ID'")
             self.count("vocabulary_rows")
-            self.add_drug(DrugRecord(
+            records.append(DrugRecord(
                 dbid, f"line {lineno}", name=r["Common name"].strip() or None,
                 inchikey=r["Standard InChI Key"].strip() or None, synonyms=_split(r["Synonyms"], " | "),
                 props={"cas": r["CAS"].strip() or None, "unii": r["UNII"].strip() or None},
             ))
+        return records
 
     def read_tsvs(self, drugs: Path, proteins: Path | None) -> None:
         known: dict[str, str] = {}
@@ -534,10 +538,13 @@ class DrugBankAdapter(SourceAdapter):
         # The small tables are read and checked in full first: a bad table writes nothing.
         if self.drugs_tsv is not None:
             self.read_tsvs(self.drugs_tsv, self.proteins_tsv)
-        if self.vocabulary is not None:
-            self.read_vocabulary(self.vocabulary)
+        vocabulary = self.read_vocabulary(self.vocabulary) if self.vocabulary is not None else []
         if self.xml is not None:
             yield from self.read_xml(self.xml)
+        # InChIKey-only records last: a drug the XML/TSV gave a structure keeps that structure's identity
+        # (a salt's standard InChIKey differs from its largest fragment's).
+        for rec in vocabulary:
+            self.add_drug(rec)
         yield from self.flush()
         per_node = Counter(len(r["drugbank_ids"]) for r in self._compounds.values())
         self.stats.update(
