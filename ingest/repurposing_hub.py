@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from moakg.ingest.base import InputFormatError, SourceAdapter
 from moakg.ingest.compounds import CompoundIdentity, CompoundIndex, canonical_smiles, structure_inchikey
 from moakg.ingest.string_ppi import normalise_symbol

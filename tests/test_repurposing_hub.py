@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from rdkit import Chem
+from rdkit.Chem.MolStandardize import rdMolStandardize
+
 from moakg.ingest.base import InputFormatError
 from moakg.ingest.repurposing_hub import RepurposingHubAdapter
 from moakg.kg.connection import Neo4jConnection
-from rdkit import Chem
-from rdkit.Chem.MolStandardize import rdMolStandardize
 
 DRUGS = "repurposing_hub/repurposing_drugs_20200324.txt"
 SAMPLES = "repurposing_hub/repurposing_samples_20200324.txt"
