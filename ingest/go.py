@@ -25,10 +25,11 @@ from typing import Annotated, Any
 
 import obonet
 import typer
-from moakg.ingest.base import InputFormatError, SourceAdapter, open_text
-from moakg.kg.writer import Batch, NodeBatch, RelBatch
 from obonet.read import parse_tag_line
 from tqdm.auto import tqdm
+
+from moakg.ingest.base import InputFormatError, SourceAdapter, open_text
+from moakg.kg.writer import Batch, NodeBatch, RelBatch
 
 BATCH_ROWS = 20_000
 STANZA_TYPES = {"[Term]", "[Typedef]", "[Instance]"}

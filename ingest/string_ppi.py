@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from tqdm.auto import tqdm
+
 from moakg.ingest.base import InputFormatError, SourceAdapter, open_text
 from moakg.kg.writer import Batch, NodeBatch, RelBatch
-from tqdm.auto import tqdm
 
 BATCH_ROWS = 20_000
 DEFAULT_MIN_SCORE = 700

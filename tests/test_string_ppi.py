@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from moakg.ingest.base import InputFormatError
 from moakg.ingest.string_ppi import (
     DEFAULT_ALIAS_SOURCES,
