@@ -517,6 +517,8 @@ class DrugBankAdapter(SourceAdapter):
     def read_xml(self, path: Path) -> Iterator[Batch]:
         drugs = tqdm(iter_xml_drugs(path, self.categories), desc="DrugBank XML", unit="drugs",
                      disable=not self.progress)
+        for key in ("xml_drugs", "xml_drugs_without_structure", "xml_drugs_without_targets"):
+            self.stats.setdefault(key, 0)
         for n, rec in enumerate(drugs, start=1):
             self.count("xml_drugs")
             if not (rec.smiles or rec.inchi):
