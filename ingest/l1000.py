@@ -37,6 +37,7 @@ from typing import Annotated, Any
 import numpy as np
 import pandas as pd
 import typer
+
 from moakg.ingest.base import InputFormatError, SourceAdapter
 from moakg.ingest.compounds import CompoundIndex, canonical_smiles
 from moakg.ingest.l1000_consensus import VEHICLE, CollapseStats, collapse
@@ -158,7 +159,10 @@ class L1000Adapter(SourceAdapter):
             table = None
             for p in self.sig_info:  # GEO splits sig_info and sig_metrics: merge them on sig_id
                 t = load_table(p, "sig").drop_duplicates("sig_id").set_index("sig_id")
-                table = t if table is None else fill_missing(table, t.reindex(table.index))
+                if table is not None:
+                    union = table.index.union(t.index, sort=False)
+                    t = fill_missing(table.reindex(union), t.reindex(union))
+                table = t
             ids = m.col_meta.index
             missing = ids[~ids.isin(table.index)]
             if len(missing):
@@ -197,11 +201,12 @@ class L1000Adapter(SourceAdapter):
 
     # ------------------------------------------------------------------ batches
     def batches(self) -> Iterator[Batch]:
+        # Everything small is read and checked before the first batch, so bad metadata writes nothing.
         m = self._open()
-        genes = self._genes(m)
-        sig = self._signatures(m)
-        level = self._level(m, sig)
         self.perts, self.cells = self._load_perts(), self._load_cells()
+        sig = self._signatures(m)
+        genes = self._genes(m)
+        level = self._level(m, sig)
         self.stats.update(level=level, columns_in_input=len(sig))
         self._seen_compounds: dict[str, str] = {}
         self._seen_cells: set[str] = set()

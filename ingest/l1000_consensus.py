@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from moakg.ingest.l1000_io import L1000Matrix
 
 MAD_SCALE = 1.4826

@@ -23,6 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
+
 from moakg.ingest.base import InputFormatError, open_text
 
 DATA_PATH = "0/DATA/0/matrix"

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from moakg.ingest.base import InputFormatError, open_text
 from moakg.ingest.string_ppi import normalise_symbol as _shared_symbol
 
