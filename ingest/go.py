@@ -304,6 +304,7 @@ class GOAdapter(SourceAdapter):
 
     def batches(self) -> Iterator[Batch]:
         # Both files are read and checked before the first batch: a bad file writes nothing.
+        self.stats.clear()  # a second run of the same adapter counts afresh
         terms, edges, obsolete, alt = self.read_ontology()
         pairs, uniprot = self.read_gaf(terms, obsolete, alt) if self.gaf is not None else ({}, {})
         for chunk in _chunked(list(terms.values())):
@@ -367,7 +368,7 @@ def add_cli(app: typer.Typer) -> None:
             with Neo4jConnection() as conn:
                 require_schema(conn)
                 report = adapter.ingest(conn)
-        except (InputFormatError, Neo4jUnavailable, FileNotFoundError, RuntimeError) as exc:
+        except (InputFormatError, Neo4jUnavailable, FileNotFoundError, RuntimeError, ValueError) as exc:
             typer.echo(f"error: {exc}".replace("\n", " "), err=True)
             raise typer.Exit(1) from None
         typer.echo(f"{report.source}: {report.status} (run {report.run_id})")

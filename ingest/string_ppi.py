@@ -290,6 +290,7 @@ class StringAdapter(SourceAdapter):
 
     def batches(self) -> Iterator[Batch]:
         # Everything is read and checked before the first batch: a bad file writes nothing.
+        self.stats.clear()  # a second run of the same adapter counts afresh
         mapping = self.symbol_map()
         self.stats["proteins_mapped"] = len(mapping)
         pairs = self._read_links(mapping)
@@ -381,6 +382,7 @@ class SymbolPairAdapter(SourceAdapter):
 
     def batches(self) -> Iterator[Batch]:
         path = self.path
+        self.stats.clear()
         for key in ("rows_read", "unknown_gene_symbols", "self_links", "duplicate_pairs"):
             self.stats.setdefault(key, 0)
         pairs: dict[tuple[str, str], dict[str, Any]] = {}
@@ -488,7 +490,7 @@ def _run_cli(adapter: SourceAdapter) -> None:
         with Neo4jConnection() as conn:
             require_schema(conn)
             report = adapter.ingest(conn)
-    except (InputFormatError, Neo4jUnavailable, FileNotFoundError, RuntimeError) as exc:
+    except (InputFormatError, Neo4jUnavailable, FileNotFoundError, RuntimeError, ValueError) as exc:
         typer.echo(f"error: {exc}".replace("\n", " "), err=True)
         raise typer.Exit(1) from None
     typer.echo(f"{report.source}: {report.status} (run {report.run_id})")
