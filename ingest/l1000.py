@@ -208,7 +208,8 @@ class L1000Adapter(SourceAdapter):
         genes = self._genes(m)
         level = self._level(m, sig)
         self.stats.update(level=level, columns_in_input=len(sig))
-        self._seen_compounds: dict[str, str] = {}
+        self._seen_compounds: dict[str, str] = {}  # pert_id -> Compound.id
+        self._emitted_compounds: set[str] = set()
         self._seen_cells: set[str] = set()
         self._seen_moas: set[str] = set()
         self._seen_genes = set(genes["symbol"])
@@ -276,11 +277,11 @@ class L1000Adapter(SourceAdapter):
                                    inchikey=clean_str(info.get("inchikey")), name=name)
         if (smiles or inchi) and not ident.structure_parsed:
             self.count("structure_unparseable")
-        new = ident.id not in self._seen_compounds.values()
         self._seen_compounds[pert_id] = ident.id
-        if not new:
+        if ident.id in self._emitted_compounds:
             self.count("pert_ids_sharing_a_compound")
             return ident.id, None
+        self._emitted_compounds.add(ident.id)
         self.count("compounds")
         return ident.id, {**ident.node_props(self.source), "name": name, "pert_id": pert_id,
                           "smiles": canonical_smiles(smiles, inchi) or smiles}

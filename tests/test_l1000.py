@@ -436,3 +436,21 @@ def test_robust_z_and_modz_on_a_hand_made_plate(conn: Neo4jConnection, tmp_path:
     assert s["sig_id"] == "TST001_MCF7_6H:BRD-K00000001:10" and s["n_replicates"] == 3
     assert s["cc_mean"] == pytest.approx(cons.cc_mean, abs=1e-9)
     np.testing.assert_allclose(s["z_landmark"], cons.z, atol=2e-4)  # symbols GENE00.. are already sorted
+
+
+def test_cli_help() -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from moakg.ingest.l1000 import add_cli
+
+    app = typer.Typer()
+    add_cli(app)
+
+    @app.command("noop")
+    def _noop() -> None:  # a second command keeps typer from collapsing the app into `l1000`
+        pass
+
+    result = CliRunner().invoke(app, ["l1000", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    assert "--max-pct-self-rank-q25" in result.output and "MODZ" in result.output
