@@ -17,7 +17,8 @@ Graph: ``(Compound)-[:HAS_SIGNATURE]->(Signature)-[:IN_CELL]->(CellLine)``, ``(S
 DOWNREGULATES {z, rank}]->(Gene)`` for the ``top_k`` most positive and ``top_k`` most negative z-scores
 (ties broken by gene symbol, so exactly ``top_k`` each unless fewer genes have that sign), and, when the
 compound table has ``moa`` / ``target`` columns (CLUE ``compoundinfo_beta``), ``HAS_MOA`` and
-``TARGETS`` (per source).
+``TARGETS`` (per source). ``Signature.level`` is the level of the input it came from (5, or 3 / 4 for a
+signature collapsed here); ``n_replicates`` is ``distil_nsample`` / ``nsample`` for level 5 input.
 
 **Full z-vectors.** Each Signature keeps its landmark z-scores as one float list, ``z_landmark``, in the
 order of the landmark genes **sorted by symbol** (the Gene keys this ingest writes with
