@@ -202,6 +202,7 @@ class L1000Adapter(SourceAdapter):
 
     # ------------------------------------------------------------------ batches
     def batches(self) -> Iterator[Batch]:
+        self.stats.clear()  # a second run of the same adapter counts afresh
         # Everything small is read and checked before the first batch, so bad metadata writes nothing.
         m = self._open()
         self.perts, self.cells = self._load_perts(), self._load_cells()
