@@ -339,6 +339,11 @@ class DrugBankAdapter(SourceAdapter):
         self.index = index if index is not None else CompoundIndex()
         self.known_genes = known_genes
         self.progress = progress
+        self._reset()
+
+    def _reset(self) -> None:
+        """Fresh stats and accumulators: a second run of the same adapter starts from nothing."""
+        self.stats.clear()
         self._idents: dict[str, CompoundIdentity] = {}
         self._compounds: dict[str, dict[str, Any]] = {}
         self._genes: dict[str, dict[str, Any]] = {}
@@ -535,6 +540,7 @@ class DrugBankAdapter(SourceAdapter):
                 yield from self.flush()
 
     def batches(self) -> Iterator[Batch]:
+        self._reset()
         for key in ("no_structure", "structure_unparseable", "unknown_gene_symbols"):
             self.stats.setdefault(key, 0)
         # The small tables are read and checked in full first: a bad table writes nothing.

@@ -305,6 +305,7 @@ class RepurposingHubAdapter(SourceAdapter):
 
     # -- batches ---------------------------------------------------------------------------------
     def batches(self) -> Iterator[Batch]:
+        self.stats.clear()  # a second run of the same adapter counts afresh
         # Both files are small: read, validate and resolve everything before the first batch.
         drugs = self.read_drugs()
         self.read_samples(drugs)
