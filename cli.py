@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
+from moakg.console import connect, fail, print_table
 from moakg.ingest.commands import ingest_app
-from moakg.kg.connection import Neo4jConnection, Neo4jSettings, Neo4jUnavailable
 from moakg.kg.local_server import LocalNeo4j, LocalNeo4jError, build_launcher
 
 app = typer.Typer(
@@ -37,20 +37,6 @@ BoltOpt = Annotated[int | None, typer.Option("--bolt-port", help="Bolt port on 1
 HttpOpt = Annotated[
     int | None, typer.Option("--http-port", help="HTTP/Browser port on 127.0.0.1 (default 7474).")
 ]
-
-
-def fail(message: str) -> typer.Exit:
-    """Print one clear line to stderr and return the exit to raise."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
-
-
-def connect() -> Neo4jConnection:
-    """Connect as NEO4J_URI/... say (or to the local server), turning failures into one clear line."""
-    try:
-        return Neo4jConnection(Neo4jSettings.from_env())
-    except Neo4jUnavailable as exc:
-        raise fail(str(exc)) from None
 
 
 @neo4j_app.command("build")
@@ -125,23 +111,6 @@ def db_summary() -> None:
     with connect() as conn:
         rows = conn.query(load_query("graph_summary").text)
     print_table(rows, ["kind", "name", "count"])
-
-
-def print_table(rows: list[dict], columns: list[str] | None = None) -> None:
-    """A plain aligned text table on stdout."""
-    if not rows:
-        typer.echo("(no rows)")
-        return
-    columns = columns or list(rows[0])
-
-    def cell(v: object) -> str:
-        return json.dumps(v) if isinstance(v, (list, dict)) else ("" if v is None else str(v))
-
-    widths = {c: max(len(c), *(len(cell(r.get(c))) for r in rows)) for c in columns}
-    typer.echo("  ".join(c.ljust(widths[c]) for c in columns))
-    typer.echo("  ".join("-" * widths[c] for c in columns))
-    for r in rows:
-        typer.echo("  ".join(cell(r.get(c)).ljust(widths[c]) for c in columns))
 
 
 @query_app.command("list")

@@ -22,7 +22,7 @@ from pathlib import Path
 from moakg.kg.connection import Neo4jConnection, Neo4jSettings
 from moakg.kg.local_server import LocalNeo4j, free_port
 from moakg.kg.schema import init_schema
-from moakg.kg.writer import NodeBatch, RelBatch, node_query, rel_query, run_ingest
+from moakg.kg.writer import BatchWriter, NodeBatch, RelBatch, run_ingest
 
 
 @contextmanager
@@ -59,22 +59,11 @@ def clear(conn: Neo4jConnection) -> None:
 
 
 def per_row(conn: Neo4jConnection, nodes: list[dict], rels: list[dict]) -> float:
-    """The baseline: the same MERGE statements, one row per transaction. Returns seconds."""
-    nq = node_query("Gene", "symbol")
-    rel_batch = RelBatch("INTERACTS_WITH", ("Gene", "symbol"), ("Gene", "symbol"), [])
-    rq = rel_query(rel_batch)
+    """The baseline: the same writer and MERGE statements, one row per transaction. Returns seconds."""
+    writer = BatchWriter(conn, "bench", "bench-per-row", batch_size=1)
     t0 = time.perf_counter()
-    with conn.session() as s:
-        for row in nodes:
-            s.execute_write(
-                lambda tx, r=row: tx.run(nq, rows=[r], source="bench", run="bench-per-row").consume()
-            )
-        for row in rels:
-            props = {k: v for k, v in row.items() if k not in ("start", "end")}
-            payload = [{"start": row["start"], "end": row["end"], "props": props}]
-            s.execute_write(
-                lambda tx, p=payload: tx.run(rq, rows=p, source="bench", run="bench-per-row").consume()
-            )
+    writer.write_nodes(NodeBatch("Gene", "symbol", nodes))
+    writer.write_rels(RelBatch("INTERACTS_WITH", ("Gene", "symbol"), ("Gene", "symbol"), rels))
     return time.perf_counter() - t0
 
 

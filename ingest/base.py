@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,30 @@ from typing import Any, ClassVar, TextIO
 
 from moakg.kg.connection import Neo4jConnection
 from moakg.kg.writer import DEFAULT_BATCH_SIZE, Batch, IngestReport, run_ingest
+
+# Letters, digits and the few punctuation marks HGNC symbols use (HLA-A, C4B_2, ...); no whitespace.
+_SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.\-@/]*$")
+# STRING's preferred_name is the bare Ensembl protein id when the protein has no gene name.
+_ENSEMBL_RE = re.compile(r"^ENS[A-Z]*[GTP]\d+(\.\d+)?$")
+
+
+def normalise_symbol(symbol: str | None) -> str | None:
+    """Gene key as every source writes it: HGNC-style symbol, stripped and upper-cased; None when
+    empty, malformed or an Ensembl id."""
+    if symbol is None:
+        return None
+    s = symbol.strip().upper()
+    if not s or not _SYMBOL_RE.match(s) or _ENSEMBL_RE.match(s):
+        return None
+    return s
+
+
+def normalise_moa(name: str | None) -> str | None:
+    """MoA key: lower-case, stripped, internal whitespace collapsed; None when empty."""
+    if not name:
+        return None
+    n = " ".join(name.split()).lower()
+    return n or None
 
 
 class InputFormatError(ValueError):

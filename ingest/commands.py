@@ -1,9 +1,101 @@
-"""`moakg ingest ...`: one sub-command per source, and `all` driven by a sources.toml."""
+"""`moakg ingest ...`: one sub-command per source, and `all` driven by a sources.toml.
+
+``sources.toml`` has one section per source; paths are relative to the file. `all` runs them in
+dependency order (:data:`ORDER`): L1000 first (compounds with LINCS ids, the L1000 gene table),
+then the compound sources matched to them by structure, then the gene-gene and gene-GO sources.
+A section with ``enabled = false`` is skipped.
+"""
 
 from __future__ import annotations
 
+import importlib
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
+from moakg.console import connect, print_table
+from moakg.ingest.base import InputFormatError, SourceAdapter
+from moakg.ingest.runner import USER_ERRORS, report_rows, run_adapters
+
 ingest_app = typer.Typer(
-    help="Load data sources into Neo4j (idempotent; every run is an IngestRun).", no_args_is_help=True
+    help="Load data sources into Neo4j (idempotent; every run is recorded as an IngestRun).",
+    no_args_is_help=True,
 )
+
+#: config section -> (module, factory); the order is the dependency order of `ingest all`
+SOURCES: dict[str, tuple[str, str]] = {
+    "l1000": ("moakg.ingest.l1000", "from_config"),
+    "repurposing_hub": ("moakg.ingest.repurposing_hub", "from_config"),
+    "drugbank": ("moakg.ingest.drugbank", "from_config"),
+    "string": ("moakg.ingest.string_ppi", "string_from_config"),
+    "ppi": ("moakg.ingest.string_ppi", "pairs_from_config"),
+    "go": ("moakg.ingest.go", "from_config"),
+}
+ORDER = list(SOURCES)
+CLI_MODULES = sorted({module for module, _ in SOURCES.values()})
+
+def factory(section: str) -> Callable[[dict[str, Any], Path], SourceAdapter]:
+    module, name = SOURCES[section]
+    return getattr(importlib.import_module(module), name)
+
+
+def load_config(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputFormatError(path, None, f"not valid TOML ({exc})") from None
+    unknown = sorted(set(config) - set(SOURCES))
+    if unknown:
+        raise InputFormatError(path, f"section [{unknown[0]}]", f"unknown source; expected one of {ORDER}")
+    return config
+
+
+def adapters_from_config(path: Path) -> list[SourceAdapter]:
+    """Build every enabled adapter of a sources.toml, in dependency order (validates paths early)."""
+    config = load_config(path)
+    base = path.resolve().parent
+    out = []
+    for name in ORDER:
+        section = dict(config.get(name, {}))
+        if not section or not section.pop("enabled", True):
+            continue
+        out.append(factory(name)(section, base))
+    return out
+
+
+@ingest_app.command("all")
+def ingest_all(
+    config: Annotated[Path, typer.Option("--config", "-c", help="sources.toml: one section per source.")],
+    batch_size: Annotated[int, typer.Option(help="Rows per write transaction.")] = 5000,
+) -> None:
+    """Run every source of a sources.toml in dependency order, then print what is in the graph."""
+    from moakg.kg.queries import load_query
+
+    try:
+        adapters = adapters_from_config(config)
+    except USER_ERRORS as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    with connect() as conn:
+        try:
+            reports = run_adapters(conn, adapters, batch_size)
+        except USER_ERRORS as exc:
+            typer.echo(f"error: {exc}".replace("\n", " "), err=True)
+            raise typer.Exit(1) from None
+        typer.echo("\ningest runs")
+        print_table(report_rows(reports))
+        typer.echo("\ngraph")
+        print_table(conn.query(load_query("graph_summary").text))
+    for adapter in adapters:
+        if adapter.stats:
+            stats = ", ".join(f"{k}={v}" for k, v in sorted(adapter.stats.items()))
+            typer.echo(f"\n{adapter.source}: {stats}")
+
+
+for _module in CLI_MODULES:
+    importlib.import_module(_module).add_cli(ingest_app)

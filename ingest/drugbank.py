@@ -39,16 +39,14 @@ from xml.etree import ElementTree as ET
 import typer
 from tqdm.auto import tqdm
 
-from moakg.ingest.base import InputFormatError, SourceAdapter, open_text
+from moakg.ingest.base import InputFormatError, SourceAdapter, normalise_symbol, open_text
 from moakg.ingest.compounds import (
     CompoundIdentity,
     CompoundIndex,
     canonical_smiles,
     normalise_inchikey,
-    structure_inchikey,
 )
-from moakg.ingest.repurposing_hub import run_cli
-from moakg.ingest.string_ppi import normalise_symbol
+from moakg.ingest.runner import run_adapter_cli
 from moakg.kg.writer import Batch, NodeBatch, RelBatch
 
 NS = "http://www.drugbank.ca"
@@ -60,7 +58,6 @@ PROTEIN_TSV_COLUMNS = ["drugbank_id", "category", "uniprot_id", "entrez_gene_id"
 VOCABULARY_COLUMNS = ["DrugBank ID", "Accession Numbers", "Common name", "CAS", "UNII", "Synonyms",
                       "Standard InChI Key"]
 FLUSH_DRUGS = 5_000
-BATCH_ROWS = 20_000
 MAX_EXAMPLES = 10
 
 
@@ -369,14 +366,9 @@ class DrugBankAdapter(SourceAdapter):
         ident = self._idents.get(rec.drugbank_id)
         has_structure = bool(rec.smiles or rec.inchi)
         if ident is None:
-            smiles, inchi = rec.smiles, rec.inchi
-            unparseable = has_structure and structure_inchikey(smiles, inchi) is None
-            if unparseable:
-                # Work-around (see the report on compounds.py): resolve() ignores the source's InChIKey
-                # when a structure is given but does not parse (RDKit rejects radicals such as DB02377).
-                smiles = inchi = None
-            ident = self.index.resolve(self.source, rec.drugbank_id, smiles=smiles, inchi=inchi,
+            ident = self.index.resolve(self.source, rec.drugbank_id, smiles=rec.smiles, inchi=rec.inchi,
                                        inchikey=rec.inchikey, name=rec.name)
+            unparseable = has_structure and not ident.structure_parsed
             self._idents[rec.drugbank_id] = ident
             if not has_structure:
                 self.count("no_structure")
@@ -449,12 +441,9 @@ class DrugBankAdapter(SourceAdapter):
         genes = [self._genes[g] for g in sorted(self._dirty_genes)]
         edges = [self._edges[e].row(*e) for e in sorted(self._dirty_edges)]
         self._dirty, self._dirty_genes, self._dirty_edges = set(), set(), set()
-        for label, key, rows in (("Compound", "id", compounds), ("Gene", "symbol", genes)):
-            for i in range(0, len(rows), BATCH_ROWS):
-                yield NodeBatch(label, key, rows[i : i + BATCH_ROWS])
-        for i in range(0, len(edges), BATCH_ROWS):
-            yield RelBatch("TARGETS", ("Compound", "id"), ("Gene", "symbol"), edges[i : i + BATCH_ROWS],
-                           per_source=True)
+        yield NodeBatch("Compound", "id", compounds)
+        yield NodeBatch("Gene", "symbol", genes)
+        yield RelBatch("TARGETS", ("Compound", "id"), ("Gene", "symbol"), edges, per_source=True)
 
     # -- inputs -------------------------------------------------------------------------------------
     def read_vocabulary(self, path: Path) -> list[DrugRecord]:
@@ -608,7 +597,7 @@ def add_cli(app: typer.Typer) -> None:
         kwargs = {"xml": xml, "vocabulary": vocabulary, "drugs_tsv": drugs_tsv, "proteins_tsv": proteins_tsv,
                   "gene_info": gene_info, "categories": tuple(category or ("target",)),
                   "organism": None if organism.lower() == "all" else organism, "strict": strict}
-        run_cli(lambda index: DrugBankAdapter(**kwargs, index=index, progress=True))  # type: ignore[arg-type]
+        run_adapter_cli(lambda: DrugBankAdapter(**kwargs, progress=True))  # type: ignore[arg-type]
 
 
 __all__ = ["DrugBankAdapter", "DrugRecord", "Partner", "add_cli", "from_config", "iter_xml_drugs"]

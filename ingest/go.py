@@ -28,10 +28,10 @@ import typer
 from obonet.read import parse_tag_line
 from tqdm.auto import tqdm
 
-from moakg.ingest.base import InputFormatError, SourceAdapter, open_text
+from moakg.ingest.base import InputFormatError, SourceAdapter, normalise_symbol, open_text
+from moakg.ingest.runner import run_adapter_cli
 from moakg.kg.writer import Batch, NodeBatch, RelBatch
 
-BATCH_ROWS = 20_000
 STANZA_TYPES = {"[Term]", "[Typedef]", "[Instance]"}
 REL_TYPES = {"is_a": "IS_A", "part_of": "PART_OF"}
 GAF_COLUMNS = [
@@ -41,23 +41,12 @@ GAF_COLUMNS = [
 ]
 GO_ID_RE = re.compile(r"^GO:\d{7}$")
 TAXON_RE = re.compile(r"^taxon:(\d+)$")
-_SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.\-@/]*$")
 _DEF_RE = re.compile(r'^"((?:[^"\\]|\\.)*)"')
 # ComplexPortal rows annotate complexes, not genes: they must not become Gene nodes.
 NON_GENE_TYPES = {"protein_complex", "complex"}
 
 
-def normalise_symbol(symbol: str | None) -> str | None:
-    """HGNC-style symbol: stripped and upper-cased; None when empty or malformed."""
-    if symbol is None:
-        return None
-    s = symbol.strip().upper()
-    return s if s and _SYMBOL_RE.match(s) else None
 
-
-def _chunked(rows: Sequence[dict[str, Any]], size: int = BATCH_ROWS) -> Iterator[Sequence[dict[str, Any]]]:
-    for i in range(0, len(rows), size):
-        yield rows[i : i + size]
 
 
 # ------------------------------------------------------------------------------------------------ OBO
@@ -307,12 +296,10 @@ class GOAdapter(SourceAdapter):
         self.stats.clear()  # a second run of the same adapter counts afresh
         terms, edges, obsolete, alt = self.read_ontology()
         pairs, uniprot = self.read_gaf(terms, obsolete, alt) if self.gaf is not None else ({}, {})
-        for chunk in _chunked(list(terms.values())):
-            yield NodeBatch("GOTerm", "go_id", chunk)
+        yield NodeBatch("GOTerm", "go_id", list(terms.values()))
         for rel_type, pairs_ in edges.items():
             rows = [{"start": a, "end": b} for a, b in sorted(pairs_)]
-            for chunk in _chunked(rows):
-                yield RelBatch(rel_type, ("GOTerm", "go_id"), ("GOTerm", "go_id"), chunk)
+            yield RelBatch(rel_type, ("GOTerm", "go_id"), ("GOTerm", "go_id"), rows)
         if self.gaf is None:
             return
         self.stats["genes"] = len(uniprot)
@@ -320,14 +307,12 @@ class GOAdapter(SourceAdapter):
         self.stats["annotation_pairs"] = len(pairs)
         # One accession per Gene (the smallest, so re-runs agree) where a symbol has several.
         genes = [{"symbol": s, "uniprot": min(u) if u else None} for s, u in sorted(uniprot.items())]
-        for chunk in _chunked(genes):
-            yield NodeBatch("Gene", "symbol", chunk)
+        yield NodeBatch("Gene", "symbol", genes)
         rows = [
             {"start": s, "end": t, "evidence": sorted(ev), "qualifiers": sorted(q)}
             for (s, t), (ev, q) in sorted(pairs.items())
         ]
-        for chunk in _chunked(rows):
-            yield RelBatch("ANNOTATED_WITH", ("Gene", "symbol"), ("GOTerm", "go_id"), chunk)
+        yield RelBatch("ANNOTATED_WITH", ("Gene", "symbol"), ("GOTerm", "go_id"), rows)
 
 
 # ------------------------------------------------------------------------------------- config + CLI
@@ -359,18 +344,6 @@ def add_cli(app: typer.Typer) -> None:
         ] = "",
     ) -> None:
         """Load GO terms with IS_A/PART_OF and (with --gaf) gene ANNOTATED_WITH edges."""
-        from moakg.kg.connection import Neo4jConnection, Neo4jUnavailable
-        from moakg.kg.schema import require_schema
-
-        adapter = GOAdapter(obo, gaf=gaf, include_obsolete=include_obsolete, taxon=taxon,
-                            evidence_exclude=[e for e in evidence_exclude.split(",") if e], progress=True)
-        try:
-            with Neo4jConnection() as conn:
-                require_schema(conn)
-                report = adapter.ingest(conn)
-        except (InputFormatError, Neo4jUnavailable, FileNotFoundError, RuntimeError, ValueError) as exc:
-            typer.echo(f"error: {exc}".replace("\n", " "), err=True)
-            raise typer.Exit(1) from None
-        typer.echo(f"{report.source}: {report.status} (run {report.run_id})")
-        typer.echo(f"  written: {report.counts.as_dict()}")
-        typer.echo(f"  stats: {adapter.stats}")
+        excluded = [e for e in evidence_exclude.split(",") if e]
+        run_adapter_cli(lambda: GOAdapter(obo, gaf=gaf, include_obsolete=include_obsolete, taxon=taxon,
+                                          evidence_exclude=excluded, progress=True))

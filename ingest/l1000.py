@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import typer
 
-from moakg.ingest.base import InputFormatError, SourceAdapter
+from moakg.ingest.base import InputFormatError, SourceAdapter, normalise_moa
 from moakg.ingest.compounds import CompoundIndex, canonical_smiles
 from moakg.ingest.l1000_consensus import VEHICLE, CollapseStats, collapse
 from moakg.ingest.l1000_io import DEFAULT_CHUNK_ROWS, GctFile, GctxFile, L1000Matrix
@@ -57,7 +57,7 @@ from moakg.ingest.l1000_meta import (
     pert_meta,
     quality_mask,
 )
-from moakg.ingest.repurposing_hub import normalise_moa
+from moakg.ingest.runner import run_adapter_cli
 from moakg.kg.writer import Batch, NodeBatch, RelBatch
 
 PathArg = Path | str | Sequence[Path | str] | None
@@ -422,7 +422,6 @@ def from_config(section: dict[str, Any], base_dir: Path) -> L1000Adapter:
 
 def add_cli(app: typer.Typer) -> None:
     """Register ``moakg ingest l1000``."""
-    from moakg.ingest.repurposing_hub import run_cli
 
     @app.command("l1000")
     def ingest_l1000(
@@ -449,9 +448,8 @@ def add_cli(app: typer.Typer) -> None:
     ) -> None:
         """Load L1000 signatures: Signature, Compound, CellLine, Gene and the top-k gene edges."""
         gz = matrix.suffix.lower() == ".gctx"
-        run_cli(lambda index: L1000Adapter(
+        run_adapter_cli(lambda: L1000Adapter(
             gctx=matrix if gz else None, gct=None if gz else matrix, sig_info=sig_info, gene_info=gene_info,
             pert_info=pert_info, cell_info=cell_info, top_k=top_k, all_genes=all_genes,
             compounds_only=compounds_only, require_hiq=require_hiq, require_qc_pass=require_qc_pass,
-            min_tas=min_tas, min_cc_q75=min_cc_q75, max_pct_self_rank_q25=max_pct_self_rank_q25, level=level,
-            index=index))
+            min_tas=min_tas, min_cc_q75=min_cc_q75, max_pct_self_rank_q25=max_pct_self_rank_q25, level=level))

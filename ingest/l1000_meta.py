@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from moakg.ingest.base import InputFormatError, open_text
-from moakg.ingest.string_ppi import normalise_symbol as _shared_symbol
+from moakg.ingest.base import normalise_symbol as _shared_symbol
 
 MISSING_TOKENS = frozenset({"", "-666", "-666.0", "-666.00", "nan", "NaN", "NA", "na", "N/A", "None", "null"})
 

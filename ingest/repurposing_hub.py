@@ -18,57 +18,32 @@ Graph
 from __future__ import annotations
 
 import csv
-import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from moakg.ingest.base import InputFormatError, SourceAdapter
+from moakg.ingest.base import InputFormatError, SourceAdapter, normalise_moa, normalise_symbol
 from moakg.ingest.compounds import CompoundIdentity, CompoundIndex, canonical_smiles, structure_inchikey
-from moakg.ingest.string_ppi import normalise_symbol
+from moakg.ingest.runner import run_adapter_cli
 from moakg.kg.writer import Batch, NodeBatch, RelBatch
 
-BATCH_ROWS = 20_000
 MAX_EXAMPLES = 10
 DRUG_COLUMNS = ["pert_iname", "clinical_phase", "moa", "target", "disease_area", "indication"]
 SAMPLE_COLUMNS = ["broad_id", "pert_iname", "smiles", "InChIKey"]
 #: Least to most advanced; a node that several drugs share keeps the most advanced phase.
 PHASE_ORDER = ["Preclinical", "Phase 1", "Phase 1/Phase 2", "Phase 2", "Phase 2/Phase 3", "Phase 3",
                "Withdrawn", "Launched"]
-# A CXSMILES extension block at the end of a SMILES: ' |&1:1,r,THB:...|'.
-_CX_SUFFIX = re.compile(r"\s+\|[^|]*\|\s*$")
 
 
-def normalise_moa(name: str | None) -> str | None:
-    """MoA key: lower-case, stripped, internal whitespace collapsed; None when empty."""
-    if not name:
-        return None
-    n = " ".join(name.split()).lower()
-    return n or None
 
 
 def split_list(value: str) -> list[str]:
     """A ``|``-separated field to its stripped, non-empty items (order kept)."""
     return [v.strip() for v in value.split("|") if v.strip()]
-
-
-def parse_smiles_key(smiles: str) -> tuple[str | None, str]:
-    """(InChIKey, SMILES to use) for a Hub SMILES.
-
-    RDKit rejects the whole SMILES when a CXSMILES block holds an extension it does not know (ChemAxon's
-    ``THB:`` in 32 Hub samples), so such a block is dropped and the bare SMILES parsed: InChI ignores
-    enhanced stereo anyway, so the key is the same as RDKit would give the full CXSMILES.
-    """
-    key = structure_inchikey(smiles)
-    if key is None and _CX_SUFFIX.search(smiles):
-        bare = _CX_SUFFIX.sub("", smiles)
-        if (key := structure_inchikey(bare)) is not None:
-            return key, bare
-    return key, smiles
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -259,13 +234,12 @@ class RepurposingHubAdapter(SourceAdapter):
         votes: Counter[str] = Counter()
         first: dict[str, tuple[str, str]] = {}
         for _broad_id, smiles, hub_key in sorted(drug.samples):
-            key, usable = parse_smiles_key(smiles) if smiles else (None, smiles)
-            if key is not None and usable != smiles:
-                self.count("cxsmiles_extension_dropped")
+            # CXSMILES blocks (ChemAxon 'THB:' in 32 samples) are parsed leniently by compounds.py.
+            key = structure_inchikey(smiles) if smiles else None
             if key is None:
                 continue
             votes[key] += 1
-            first.setdefault(key, (usable, hub_key))
+            first.setdefault(key, (smiles, hub_key))
         if not votes:
             broad_id, smiles, hub_key = min(drug.samples)
             return None, smiles or None, hub_key or None
@@ -278,29 +252,16 @@ class RepurposingHubAdapter(SourceAdapter):
     def resolve_all(self, drugs: dict[str, HubDrug]) -> dict[str, tuple[CompoundIdentity, str | None]]:
         """pert_iname -> (identity, canonical SMILES)."""
         out: dict[str, tuple[CompoundIdentity, str | None]] = {}
-        by_key: dict[str, CompoundIdentity] = {}
         for key in ("structure_unparseable", "no_structure"):
             self.stats.setdefault(key, 0)
         for name in sorted(drugs):
-            key, smiles, hub_key = self._structure(drugs[name])
+            _, smiles, hub_key = self._structure(drugs[name])
             if smiles is None:
                 self.count("no_structure")
-            if key is not None and key in by_key:
-                # Work-around (see the report on compounds.py): after a connectivity-level match the
-                # index does not remember the full key, so a second drug with the same key would get a
-                # node of its own. Drugs of this source with one structure share one identity here.
-                ident = by_key[key]
-                self.index.add(ident.id, None, [name], [self.source])
-            else:
-                # Work-around (see the report): resolve() ignores the Hub's InChIKey when the SMILES is
-                # given but unparseable, so an unparseable SMILES is not passed at all.
-                given = smiles if key is not None else None
-                ident = self.index.resolve(self.source, name, smiles=given, inchikey=hub_key, name=name)
-                if key is not None:
-                    by_key[key] = ident
-            if smiles is not None and key is None:
+            ident = self.index.resolve(self.source, name, smiles=smiles, inchikey=hub_key, name=name)
+            if smiles is not None and not ident.structure_parsed:
                 self.count("structure_unparseable")
-            out[name] = (ident, canonical_smiles(smiles) if key is not None else None)
+            out[name] = (ident, canonical_smiles(smiles) if ident.structure_parsed else None)
         return out
 
     # -- batches ---------------------------------------------------------------------------------
@@ -354,26 +315,13 @@ class RepurposingHubAdapter(SourceAdapter):
         self.stats["unknown_symbol_examples"] = sorted(unknown)[:MAX_EXAMPLES]
         self.stats.update(moas=len(moas), genes=len(genes), has_moa=len(has_moa), targets=len(targets))
 
-        yield from _node_batches("Compound", "id", compounds)
-        moa_rows = [{"name": k, "display_name": v} for k, v in sorted(moas.items())]
-        yield from _node_batches("MoA", "name", moa_rows)
-        yield from _node_batches("Gene", "symbol", [{"symbol": g} for g in sorted(genes)])
-        for chunk in _chunks(sorted(has_moa)):
-            yield RelBatch("HAS_MOA", ("Compound", "id"), ("MoA", "name"),
-                           [{"start": c, "end": m} for c, m in chunk], per_source=True)
-        for chunk in _chunks(sorted(targets)):
-            yield RelBatch("TARGETS", ("Compound", "id"), ("Gene", "symbol"),
-                           [{"start": c, "end": g} for c, g in chunk], per_source=True)
-
-
-def _chunks(rows: Sequence[Any], size: int = BATCH_ROWS) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(rows), size):
-        yield rows[i : i + size]
-
-
-def _node_batches(label: str, key: str, rows: Sequence[dict[str, Any]]) -> Iterator[NodeBatch]:
-    for chunk in _chunks(rows):
-        yield NodeBatch(label, key, chunk)
+        yield NodeBatch("Compound", "id", compounds)
+        yield NodeBatch("MoA", "name", [{"name": k, "display_name": v} for k, v in sorted(moas.items())])
+        yield NodeBatch("Gene", "symbol", [{"symbol": g} for g in sorted(genes)])
+        yield RelBatch("HAS_MOA", ("Compound", "id"), ("MoA", "name"),
+                       [{"start": c, "end": m} for c, m in sorted(has_moa)], per_source=True)
+        yield RelBatch("TARGETS", ("Compound", "id"), ("Gene", "symbol"),
+                       [{"start": c, "end": g} for c, g in sorted(targets)], per_source=True)
 
 
 # ------------------------------------------------------------------------------------- config + CLI
@@ -383,25 +331,6 @@ def from_config(section: dict[str, Any], base_dir: Path) -> RepurposingHubAdapte
         raise ValueError("[repurposing_hub] needs 'drugs' (repurposing_drugs_<date>.txt)")
     samples = section.get("samples")
     return RepurposingHubAdapter(base_dir / section["drugs"], samples=base_dir / samples if samples else None)
-
-
-def run_cli(make_adapter: Callable[[CompoundIndex], SourceAdapter]) -> None:
-    """Open Neo4j, check the schema, build the adapter on the graph's compounds, ingest, summarise."""
-    from moakg.kg.connection import Neo4jConnection, Neo4jUnavailable
-    from moakg.kg.schema import require_schema
-
-    try:
-        with Neo4jConnection() as conn:
-            require_schema(conn)
-            # Compounds other sources already wrote: this source's structures join them.
-            adapter = make_adapter(CompoundIndex.from_graph(conn))
-            report = adapter.ingest(conn)
-    except (InputFormatError, Neo4jUnavailable, FileNotFoundError, RuntimeError, ValueError) as exc:
-        typer.echo(f"error: {exc}".replace("\n", " "), err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"{report.source}: {report.status} (run {report.run_id})")
-    typer.echo(f"  written: {report.counts.as_dict()}")
-    typer.echo(f"  stats: {adapter.stats}")
 
 
 def add_cli(app: typer.Typer) -> None:
@@ -417,4 +346,4 @@ def add_cli(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Load Repurposing Hub drugs as Compounds with HAS_MOA and TARGETS (matched by structure)."""
-        run_cli(lambda index: RepurposingHubAdapter(drugs, samples=samples, index=index, progress=True))
+        run_adapter_cli(lambda: RepurposingHubAdapter(drugs, samples=samples, progress=True))

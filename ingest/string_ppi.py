@@ -33,10 +33,10 @@ from typing import Annotated, Any
 import typer
 from tqdm.auto import tqdm
 
-from moakg.ingest.base import InputFormatError, SourceAdapter, open_text
+from moakg.ingest.base import InputFormatError, SourceAdapter, normalise_symbol, open_text
+from moakg.ingest.runner import run_adapter_cli
 from moakg.kg.writer import Batch, NodeBatch, RelBatch
 
-BATCH_ROWS = 20_000
 DEFAULT_MIN_SCORE = 700
 MAX_EXAMPLES = 10
 
@@ -55,26 +55,10 @@ DEFAULT_ALIAS_SOURCES: tuple[str, ...] = (
     "BioMart_HUGO", "Ensembl_HGNC", "Ensembl_HGNC_symbol", "HGNC", "Ensembl_UniProt_GN", "BLAST_UniProt_GN",
 )
 
-# Letters, digits and the few punctuation marks HGNC symbols use (HLA-A, C4B_2, ...); no whitespace.
-_SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.\-@/]*$")
-# STRING's preferred_name is the bare Ensembl protein id when the protein has no gene name.
-_ENSEMBL_RE = re.compile(r"^ENS[A-Z]*[GTP]\d+(\.\d+)?$")
 _PUBMED_SPLIT = re.compile(r"[|,;\s]+")
 
 
-def normalise_symbol(symbol: str | None) -> str | None:
-    """HGNC-style symbol: stripped, upper-cased; None when empty, malformed or an Ensembl id."""
-    if symbol is None:
-        return None
-    s = symbol.strip().upper()
-    if not s or not _SYMBOL_RE.match(s) or _ENSEMBL_RE.match(s):
-        return None
-    return s
 
-
-def _chunked(rows: Sequence[dict[str, Any]], size: int = BATCH_ROWS) -> Iterator[Sequence[dict[str, Any]]]:
-    for i in range(0, len(rows), size):
-        yield rows[i : i + size]
 
 
 def _ordered(a: str, b: str) -> tuple[str, str]:
@@ -303,11 +287,9 @@ class StringAdapter(SourceAdapter):
         self.stats["symbols_with_several_string_ids"] = sum(len(symbol_ids[g]) > 1 for g in genes)
         # One string_id per Gene (the smallest, so re-runs agree) when isoforms map to one symbol.
         gene_rows = [{"symbol": g, "string_id": min(symbol_ids[g])} for g in genes]
-        for chunk in _chunked(gene_rows):
-            yield NodeBatch("Gene", "symbol", chunk)
+        yield NodeBatch("Gene", "symbol", gene_rows)
         rel_rows = [{"start": a, "end": b, **p.props} for (a, b), p in sorted(pairs.items())]
-        for chunk in _chunked(rel_rows):
-            yield RelBatch("INTERACTS_WITH", ("Gene", "symbol"), ("Gene", "symbol"), chunk, per_source=True)
+        yield RelBatch("INTERACTS_WITH", ("Gene", "symbol"), ("Gene", "symbol"), rel_rows, per_source=True)
 
 
 # ----------------------------------------------------------------------------------- symbol-pair TSV
@@ -427,8 +409,7 @@ class SymbolPairAdapter(SourceAdapter):
         self.stats["pairs_written"] = len(pairs)
         genes = sorted({s for pair in pairs for s in pair})
         self.stats["genes"] = len(genes)
-        for chunk in _chunked([{"symbol": g} for g in genes]):
-            yield NodeBatch("Gene", "symbol", chunk)
+        yield NodeBatch("Gene", "symbol", [{"symbol": g} for g in genes])
         rows = []
         for (s1, s2), agg in sorted(pairs.items()):
             row: dict[str, Any] = {"start": s1, "end": s2, "n_records": agg["n_records"]}
@@ -437,8 +418,7 @@ class SymbolPairAdapter(SourceAdapter):
             if pub is not None:
                 row["n_pubmed"] = len(agg["pubmed"])
             rows.append(row)
-        for chunk in _chunked(rows):
-            yield RelBatch("INTERACTS_WITH", ("Gene", "symbol"), ("Gene", "symbol"), chunk, per_source=True)
+        yield RelBatch("INTERACTS_WITH", ("Gene", "symbol"), ("Gene", "symbol"), rows, per_source=True)
 
 
 # ------------------------------------------------------------------------------------- config + CLI
@@ -482,22 +462,6 @@ def from_config(section: dict[str, Any], base_dir: Path) -> StringAdapter | Symb
     return pairs_from_config(section, base_dir)
 
 
-def _run_cli(adapter: SourceAdapter) -> None:
-    from moakg.kg.connection import Neo4jConnection, Neo4jUnavailable
-    from moakg.kg.schema import require_schema
-
-    try:
-        with Neo4jConnection() as conn:
-            require_schema(conn)
-            report = adapter.ingest(conn)
-    except (InputFormatError, Neo4jUnavailable, FileNotFoundError, RuntimeError, ValueError) as exc:
-        typer.echo(f"error: {exc}".replace("\n", " "), err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"{report.source}: {report.status} (run {report.run_id})")
-    typer.echo(f"  written: {report.counts.as_dict()}")
-    typer.echo(f"  stats: {adapter.stats}")
-
-
 def add_cli(app: typer.Typer) -> None:
     """Register ``moakg ingest string`` and ``moakg ingest ppi``."""
 
@@ -515,12 +479,9 @@ def add_cli(app: typer.Typer) -> None:
         ] = DEFAULT_MIN_SCORE,
     ) -> None:
         """Load STRING links above a score threshold as one INTERACTS_WITH per gene pair."""
-        try:
-            adapter = StringAdapter(links, info=info, aliases=aliases, min_score=min_score, progress=True)
-        except ValueError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
-        _run_cli(adapter)
+        run_adapter_cli(
+            lambda: StringAdapter(links, info=info, aliases=aliases, min_score=min_score, progress=True)
+        )
 
     @app.command("ppi")
     def ingest_pairs(
@@ -534,9 +495,4 @@ def add_cli(app: typer.Typer) -> None:
     ) -> None:
         """Load a symbol-pair interaction table as one INTERACTS_WITH per gene pair."""
         cols = symbol_columns.split(",") if symbol_columns else None
-        try:
-            adapter = SymbolPairAdapter(path, source=source, symbol_columns=cols)
-        except ValueError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
-        _run_cli(adapter)
+        run_adapter_cli(lambda: SymbolPairAdapter(path, source=source, symbol_columns=cols))

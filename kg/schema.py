@@ -27,6 +27,12 @@ NODE_KEYS: dict[str, str] = {
     "SchemaVersion": "name",
 }
 
+#: list properties that accumulate across sources and runs instead of being overwritten by the last
+#: writer (the writer unions them), e.g. every name a compound has anywhere.
+UNION_LIST_PROPS: dict[str, tuple[str, ...]] = {
+    "Compound": ("synonyms", "source_ids", "inchikey_aliases", "pert_ids", "drugbank_ids"),
+}
+
 #: extra unique properties (nullable: only nodes that have the property are constrained)
 EXTRA_UNIQUE: list[tuple[str, str]] = [("Compound", "inchikey")]
 

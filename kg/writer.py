@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from neo4j import ManagedTransaction
 from tqdm.auto import tqdm
 
 from moakg.kg.connection import Neo4jConnection
-from moakg.kg.schema import NODE_KEYS, _ident
+from moakg.kg.schema import NODE_KEYS, UNION_LIST_PROPS, _ident
 
 DEFAULT_BATCH_SIZE = 5000
 MAX_MISSING_EXAMPLES = 20
@@ -111,13 +111,30 @@ def _chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 def node_query(label: str, key: str) -> str:
+    """MERGE on the key, SET the properties; list properties in UNION_LIST_PROPS are unioned."""
     label, key = _ident(label), _ident(key)
-    return (
-        f"UNWIND $rows AS r MERGE (n:{label} {{{key}: r.{key}}}) "
-        "SET n += r, n.source = $source, n.ingest_run = $run, "
-        "n.sources = CASE WHEN $source IN coalesce(n.sources, []) THEN n.sources "
-        "ELSE coalesce(n.sources, []) + $source END"
+    union = "".join(
+        f" FOREACH (_ IN CASE WHEN r.union.{p} IS NULL THEN [] ELSE [1] END | SET n.{p} = "
+        f"reduce(acc = coalesce(n.{p}, []), x IN r.union.{p} | CASE WHEN x IN acc THEN acc ELSE acc + x END))"
+        for p in map(_ident, UNION_LIST_PROPS.get(label, ()))
     )
+    return (
+        f"UNWIND $rows AS r MERGE (n:{label} {{{key}: r.props.{key}}}) "
+        "SET n += r.props, n.source = $source, n.ingest_run = $run, "
+        "n.sources = CASE WHEN $source IN coalesce(n.sources, []) THEN n.sources "
+        "ELSE coalesce(n.sources, []) + $source END" + union
+    )
+
+
+def node_rows(label: str, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Writer row shape: ``{"props": ..., "union": ...}`` with union-list properties set apart."""
+    union_keys = set(UNION_LIST_PROPS.get(label, ()))
+    out = []
+    for row in rows:
+        props = clean_row(row)
+        union = {k: props.pop(k) for k in union_keys & props.keys()}
+        out.append({"props": props, "union": union})
+    return out
 
 
 def rel_query(batch: RelBatch) -> str:
@@ -139,10 +156,18 @@ def rel_query(batch: RelBatch) -> str:
 class BatchWriter:
     """Writes batches for one ingest run. Usually driven by :func:`run_ingest`."""
 
-    def __init__(self, conn: Neo4jConnection, source: str, run_id: str, batch_size: int = DEFAULT_BATCH_SIZE):
+    def __init__(
+        self,
+        conn: Neo4jConnection,
+        source: str,
+        run_id: str,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        on_rows: Callable[[int], object] | None = None,
+    ):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.conn, self.source, self.run_id, self.batch_size = conn, source, run_id, batch_size
+        self.on_rows = on_rows  # called with the row count of every committed transaction (progress)
         self.counts = WriteCounts()
 
     def write(self, batch: Batch) -> None:
@@ -157,9 +182,9 @@ class BatchWriter:
                 f"{batch.label} nodes are keyed by {NODE_KEYS[batch.label]!r}, not {batch.key!r}"
             )
         q = node_query(batch.label, batch.key)
-        rows = [clean_row(r) for r in batch.rows]
+        rows = node_rows(batch.label, batch.rows)
         for i, r in enumerate(rows):
-            if r.get(batch.key) is None:
+            if r["props"].get(batch.key) is None:
                 raise ValueError(f"{batch.label} row {i} has no key {batch.key!r}: {dict(batch.rows[i])}")
         for chunk in _chunks(rows, self.batch_size):
 
@@ -173,6 +198,8 @@ class BatchWriter:
             created = self.conn.write(work)
             self.counts.nodes_created += created
             self.counts.nodes_matched += len(chunk) - created
+            if self.on_rows:
+                self.on_rows(len(chunk))
         self.counts.by_label[batch.label] = self.counts.by_label.get(batch.label, 0) + len(rows)
 
     def write_rels(self, batch: RelBatch) -> None:
@@ -199,6 +226,8 @@ class BatchWriter:
             self.counts.missing_examples.extend(
                 {"type": batch.rel_type, **m} for m in missing[: max(room, 0)]
             )
+            if self.on_rows:
+                self.on_rows(len(chunk))
         written = len(rows)
         self.counts.by_rel_type[batch.rel_type] = self.counts.by_rel_type.get(batch.rel_type, 0) + written
 
@@ -257,12 +286,11 @@ def run_ingest(
         hashes=hashes,
         params=json.dumps(params, default=str),
     )
-    writer = BatchWriter(conn, source, run_id, batch_size)
     bar = tqdm(desc=f"ingest {source}", unit="rows", disable=not progress, leave=False)
+    writer = BatchWriter(conn, source, run_id, batch_size, on_rows=bar.update)
     try:
         for batch in batches:
             writer.write(batch)
-            bar.update(len(batch.rows))
     except BaseException as exc:
         bar.close()
         msg = f"{type(exc).__name__}: {exc}"[:2000]

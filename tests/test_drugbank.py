@@ -48,29 +48,50 @@ MAHVRGLQLPGCLALAALCSLVHSQHVFLAPQQARSLLQRVRR</amino-acid-sequence>
 """
 
 
-def partner(tag: str, pos: int, be: str, name: str, actions: list[str], polys: list[tuple[str, str, str]],
-            organism: str = "Humans", known: str = "yes") -> str:
+def partner(
+    tag: str,
+    pos: int,
+    be: str,
+    name: str,
+    actions: list[str],
+    polys: list[tuple[str, str, str]],
+    organism: str = "Humans",
+    known: str = "yes",
+) -> str:
     acts = "".join(f"<action>{a}</action>" for a in actions)
     body = "".join(polypeptide(u, g, h, name) for u, g, h in polys)
-    return (f'    <{tag} position="{pos}">\n      <id>{be}</id>\n      <name>{name}</name>\n'
-            f"      <organism>{organism}</organism>\n      <actions>{acts}</actions>\n"
-            f"      <references><articles><article><pubmed-id>10505536</pubmed-id></article></articles>"
-            f"</references>\n      <known-action>{known}</known-action>\n{body}    </{tag}>\n")
+    return (
+        f'    <{tag} position="{pos}">\n      <id>{be}</id>\n      <name>{name}</name>\n'
+        f"      <organism>{organism}</organism>\n      <actions>{acts}</actions>\n"
+        f"      <references><articles><article><pubmed-id>10505536</pubmed-id></article></articles>"
+        f"</references>\n      <known-action>{known}</known-action>\n{body}    </{tag}>\n"
+    )
 
 
-def drug(dbid: str, name: str, dtype: str, smiles: str | None, targets: str = "", enzymes: str = "",
-         carriers: str = "", transporters: str = "", extra: str = "") -> str:
+def drug(
+    dbid: str,
+    name: str,
+    dtype: str,
+    smiles: str | None,
+    targets: str = "",
+    enzymes: str = "",
+    carriers: str = "",
+    transporters: str = "",
+    extra: str = "",
+) -> str:
     calc = ""
     if smiles:
         mol = Chem.MolFromSmiles(smiles)
-        calc = ("  <calculated-properties>\n"
-                "    <property><kind>logP</kind><value>1.2</value><source>ALOGPS</source></property>\n"
-                f"    <property><kind>SMILES</kind><value>{smiles}</value><source>ChemAxon</source>"
-                "</property>\n"
-                f"    <property><kind>InChI</kind><value>{Chem.MolToInchi(mol)}</value>"
-                "<source>ChemAxon</source></property>\n"
-                f"    <property><kind>InChIKey</kind><value>{Chem.MolToInchiKey(mol)}</value>"
-                "<source>ChemAxon</source></property>\n  </calculated-properties>\n")
+        calc = (
+            "  <calculated-properties>\n"
+            "    <property><kind>logP</kind><value>1.2</value><source>ALOGPS</source></property>\n"
+            f"    <property><kind>SMILES</kind><value>{smiles}</value><source>ChemAxon</source>"
+            "</property>\n"
+            f"    <property><kind>InChI</kind><value>{Chem.MolToInchi(mol)}</value>"
+            "<source>ChemAxon</source></property>\n"
+            f"    <property><kind>InChIKey</kind><value>{Chem.MolToInchiKey(mol)}</value>"
+            "<source>ChemAxon</source></property>\n  </calculated-properties>\n"
+        )
     return f"""<drug type="{dtype}" created="2005-06-13" updated="2020-02-26">
   <drugbank-id primary="true">{dbid}</drugbank-id>
   <drugbank-id>APRD00{dbid[-3:]}</drugbank-id>
@@ -111,34 +132,127 @@ HEXADECANAL = "CCCCCCCCCCCCCCCC=O"
 
 def sample_drugs() -> list[str]:
     return [
-        drug("DB00001", "Lepirudin", "biotech", None,
-             targets=partner("target", 1, "BE0000048", "Prothrombin", ["inhibitor"],
-                             [("P00734", "F2", "HGNC:3535")])),
-        drug("DB00619", "Imatinib", "small molecule", IMATINIB,
-             targets=partner("target", 1, "BE0000536", "Tyrosine-protein kinase ABL1", ["inhibitor"],
-                             [("P00519", "ABL1", "HGNC:76")])
-             + partner("target", 2, "BE0000325", "Mast/stem cell growth factor receptor Kit", ["inhibitor"],
-                       [("P10721", "KIT", "HGNC:6342")], known="unknown")
-             + partner("target", 3, "BE0004880", "Platelet-derived growth factor receptor", ["antagonist"],
-                       [("P16234", "PDGFRA", "HGNC:8803"), ("P09619", "PDGFRB", "HGNC:8804")]),
-             enzymes=partner("enzyme", 1, "BE0002638", "Cytochrome P450 3A4", ["substrate"],
-                             [("P08684", "CYP3A4", "HGNC:2637")], known="no"),
-             transporters=partner("transporter", 1, "BE0001032", "Multidrug resistance protein 1",
-                                  ["substrate", "inhibitor"], [("P08183", "ABCB1", "HGNC:40")]),
-             carriers=partner("carrier", 1, "BE0000530", "Serum albumin", ["binder"],
-                              [("P02768", "ALB", "HGNC:399")], known="unknown")),
-        drug("DB00945", "Acetylsalicylic acid", "small molecule", ASPIRIN,
-             targets=partner("target", 1, "BE0000017", "Prostaglandin G/H synthase 1", ["inhibitor"],
-                             [("P23219", "PTGS1", "HGNC:9604")])
-             + partner("target", 2, "BE0000062", "Prostaglandin G/H synthase 2", ["inhibitor", "acetylation"],
-                       [("P35354", "PTGS2", "HGNC:9605")])
-             + partner("target", 3, "BE0003578", "Dihydrofolate reductase", ["inhibitor"],
-                       [("P0ABQ4", "folA", "")], organism="Escherichia coli (strain K12)"),
-             enzymes=partner("enzyme", 1, "BE0002363", "Cytochrome P450 2C9", ["substrate"],
-                             [("P11712", "CYP2C9", "HGNC:2623")], known="no")),
-        drug("DB03381", "Hexadecanal", "small molecule", HEXADECANAL,
-             enzymes=partner("enzyme", 1, "BE0002370", "Fatty aldehyde dehydrogenase", ["substrate"],
-                             [("P51648", "ALDH3A2", "HGNC:403")], known="unknown")),
+        drug(
+            "DB00001",
+            "Lepirudin",
+            "biotech",
+            None,
+            targets=partner(
+                "target", 1, "BE0000048", "Prothrombin", ["inhibitor"], [("P00734", "F2", "HGNC:3535")]
+            ),
+        ),
+        drug(
+            "DB00619",
+            "Imatinib",
+            "small molecule",
+            IMATINIB,
+            targets=partner(
+                "target",
+                1,
+                "BE0000536",
+                "Tyrosine-protein kinase ABL1",
+                ["inhibitor"],
+                [("P00519", "ABL1", "HGNC:76")],
+            )
+            + partner(
+                "target",
+                2,
+                "BE0000325",
+                "Mast/stem cell growth factor receptor Kit",
+                ["inhibitor"],
+                [("P10721", "KIT", "HGNC:6342")],
+                known="unknown",
+            )
+            + partner(
+                "target",
+                3,
+                "BE0004880",
+                "Platelet-derived growth factor receptor",
+                ["antagonist"],
+                [("P16234", "PDGFRA", "HGNC:8803"), ("P09619", "PDGFRB", "HGNC:8804")],
+            ),
+            enzymes=partner(
+                "enzyme",
+                1,
+                "BE0002638",
+                "Cytochrome P450 3A4",
+                ["substrate"],
+                [("P08684", "CYP3A4", "HGNC:2637")],
+                known="no",
+            ),
+            transporters=partner(
+                "transporter",
+                1,
+                "BE0001032",
+                "Multidrug resistance protein 1",
+                ["substrate", "inhibitor"],
+                [("P08183", "ABCB1", "HGNC:40")],
+            ),
+            carriers=partner(
+                "carrier",
+                1,
+                "BE0000530",
+                "Serum albumin",
+                ["binder"],
+                [("P02768", "ALB", "HGNC:399")],
+                known="unknown",
+            ),
+        ),
+        drug(
+            "DB00945",
+            "Acetylsalicylic acid",
+            "small molecule",
+            ASPIRIN,
+            targets=partner(
+                "target",
+                1,
+                "BE0000017",
+                "Prostaglandin G/H synthase 1",
+                ["inhibitor"],
+                [("P23219", "PTGS1", "HGNC:9604")],
+            )
+            + partner(
+                "target",
+                2,
+                "BE0000062",
+                "Prostaglandin G/H synthase 2",
+                ["inhibitor", "acetylation"],
+                [("P35354", "PTGS2", "HGNC:9605")],
+            )
+            + partner(
+                "target",
+                3,
+                "BE0003578",
+                "Dihydrofolate reductase",
+                ["inhibitor"],
+                [("P0ABQ4", "folA", "")],
+                organism="Escherichia coli (strain K12)",
+            ),
+            enzymes=partner(
+                "enzyme",
+                1,
+                "BE0002363",
+                "Cytochrome P450 2C9",
+                ["substrate"],
+                [("P11712", "CYP2C9", "HGNC:2623")],
+                known="no",
+            ),
+        ),
+        drug(
+            "DB03381",
+            "Hexadecanal",
+            "small molecule",
+            HEXADECANAL,
+            enzymes=partner(
+                "enzyme",
+                1,
+                "BE0002370",
+                "Fatty aldehyde dehydrogenase",
+                ["substrate"],
+                [("P51648", "ALDH3A2", "HGNC:403")],
+                known="unknown",
+            ),
+        ),
     ]
 
 
@@ -150,7 +264,11 @@ def write_xml(path: Path, drugs: list[str], head: str = HEAD, tail: str = TAIL) 
 def key_of(smiles: str | None = None, inchi: str | None = None) -> str:
     """Largest-fragment InChIKey, computed here independently of the adapter."""
     mol = Chem.MolFromSmiles(smiles) if smiles else Chem.MolFromInchi(inchi)
-    return Chem.MolToInchiKey(rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(mol))
+    return Chem.MolToInchiKey(
+        rdMolStandardize.Uncharger().uncharge(
+            rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(mol)
+        )
+    )
 
 
 def _n(conn: Neo4jConnection, q: str, **kw: object) -> int:
@@ -158,9 +276,11 @@ def _n(conn: Neo4jConnection, q: str, **kw: object) -> int:
 
 
 def counts(conn: Neo4jConnection) -> tuple[int, int, int]:
-    return (_n(conn, "MATCH (c:Compound) RETURN count(c) AS n"),
-            _n(conn, "MATCH (g:Gene) RETURN count(g) AS n"),
-            _n(conn, "MATCH (:Compound)-[t:TARGETS]->(:Gene) RETURN count(t) AS n"))
+    return (
+        _n(conn, "MATCH (c:Compound) RETURN count(c) AS n"),
+        _n(conn, "MATCH (g:Gene) RETURN count(g) AS n"),
+        _n(conn, "MATCH (:Compound)-[t:TARGETS]->(:Gene) RETURN count(t) AS n"),
+    )
 
 
 def test_xml_targets_only_humans_and_reingest(conn: Neo4jConnection, tmp_path: Path) -> None:
@@ -173,26 +293,65 @@ def test_xml_targets_only_humans_and_reingest(conn: Neo4jConnection, tmp_path: P
     st = adapter.stats
     assert (st["xml_drugs"], st["xml_drugs_without_structure"], st["xml_drugs_without_targets"]) == (4, 1, 1)
     assert (st["partners_other_organism"], st["no_structure"], st["structure_unparseable"]) == (1, 1, 0)
-    ids = {r["id"]: r for r in conn.query("MATCH (c:Compound) RETURN c.id AS id, c.drugbank_id AS db, "
-                                          "c.name AS name, c.groups AS groups, c.smiles AS smiles")}
+    ids = {
+        r["id"]: r
+        for r in conn.query(
+            "MATCH (c:Compound) RETURN c.id AS id, c.drugbank_id AS db, "
+            "c.name AS name, c.groups AS groups, c.smiles AS smiles"
+        )
+    }
     assert set(ids) == {"drugbank:DB00001", key_of(IMATINIB), key_of(ASPIRIN), key_of(HEXADECANAL)}
     assert ids[key_of(IMATINIB)]["db"] == "DB00619" and ids[key_of(IMATINIB)]["name"] == "Imatinib"
     assert ids[key_of(ASPIRIN)]["groups"] == ["approved", "vet_approved"]
     assert ids[key_of(ASPIRIN)]["smiles"] == Chem.MolToSmiles(Chem.MolFromSmiles(ASPIRIN))
     q = "MATCH (c:Compound) WHERE c.drugbank_id IN ['DB00171', 'DB06605'] RETURN count(c) AS n"
     assert _n(conn, q) == 0
-    t = conn.query("MATCH (c:Compound {drugbank_id: 'DB00619'})-[t:TARGETS]->(g:Gene) RETURN g.symbol AS g, "
-                   "t.actions AS a, t.known_action AS k, t.uniprot AS u, t.target_category AS cat, "
-                   "t.source AS s, g.uniprot AS gu, g.hgnc_id AS h ORDER BY g")
+    t = conn.query(
+        "MATCH (c:Compound {drugbank_id: 'DB00619'})-[t:TARGETS]->(g:Gene) RETURN g.symbol AS g, "
+        "t.actions AS a, t.known_action AS k, t.uniprot AS u, t.target_category AS cat, "
+        "t.source AS s, g.uniprot AS gu, g.hgnc_id AS h ORDER BY g"
+    )
     assert t == [
-        {"g": "ABL1", "a": ["inhibitor"], "k": "yes", "u": "P00519", "cat": "target", "s": "drugbank",
-         "gu": "P00519", "h": "HGNC:76"},
-        {"g": "KIT", "a": ["inhibitor"], "k": "unknown", "u": "P10721", "cat": "target", "s": "drugbank",
-         "gu": "P10721", "h": "HGNC:6342"},
-        {"g": "PDGFRA", "a": ["antagonist"], "k": "yes", "u": "P16234", "cat": "target", "s": "drugbank",
-         "gu": "P16234", "h": "HGNC:8803"},
-        {"g": "PDGFRB", "a": ["antagonist"], "k": "yes", "u": "P09619", "cat": "target", "s": "drugbank",
-         "gu": "P09619", "h": "HGNC:8804"},
+        {
+            "g": "ABL1",
+            "a": ["inhibitor"],
+            "k": "yes",
+            "u": "P00519",
+            "cat": "target",
+            "s": "drugbank",
+            "gu": "P00519",
+            "h": "HGNC:76",
+        },
+        {
+            "g": "KIT",
+            "a": ["inhibitor"],
+            "k": "unknown",
+            "u": "P10721",
+            "cat": "target",
+            "s": "drugbank",
+            "gu": "P10721",
+            "h": "HGNC:6342",
+        },
+        {
+            "g": "PDGFRA",
+            "a": ["antagonist"],
+            "k": "yes",
+            "u": "P16234",
+            "cat": "target",
+            "s": "drugbank",
+            "gu": "P16234",
+            "h": "HGNC:8803",
+        },
+        {
+            "g": "PDGFRB",
+            "a": ["antagonist"],
+            "k": "yes",
+            "u": "P09619",
+            "cat": "target",
+            "s": "drugbank",
+            "gu": "P09619",
+            "h": "HGNC:8804",
+        },
     ]
     again = DrugBankAdapter(xml=path).ingest(conn, progress=False)
     assert (again.counts.nodes_created, again.counts.rels_created) == (0, 0)
@@ -201,14 +360,17 @@ def test_xml_targets_only_humans_and_reingest(conn: Neo4jConnection, tmp_path: P
 
 def test_xml_all_categories_and_any_organism(conn: Neo4jConnection, tmp_path: Path) -> None:
     path = write_xml(tmp_path / "drugbank.xml", sample_drugs())
-    adapter = DrugBankAdapter(xml=path, categories=("target", "enzyme", "carrier", "transporter"),
-                              organism=None)
+    adapter = DrugBankAdapter(
+        xml=path, categories=("target", "enzyme", "carrier", "transporter"), organism=None
+    )
     adapter.ingest(conn, progress=False)
     # + CYP3A4, ABCB1, ALB (imatinib), CYP2C9 (aspirin), ALDH3A2 (hexadecanal), FOLA (E. coli).
     assert counts(conn) == (4, 13, 13)
     assert adapter.stats["xml_drugs_without_targets"] == 0
-    rows = conn.query("MATCH (:Compound {drugbank_id: 'DB00619'})-[t:TARGETS]->(g:Gene {symbol: 'ABCB1'}) "
-                      "RETURN t.target_category AS c, t.actions AS a")
+    rows = conn.query(
+        "MATCH (:Compound {drugbank_id: 'DB00619'})-[t:TARGETS]->(g:Gene {symbol: 'ABCB1'}) "
+        "RETURN t.target_category AS c, t.actions AS a"
+    )
     assert rows == [{"c": "transporter", "a": ["inhibitor", "substrate"]}]
 
 
@@ -233,8 +395,12 @@ def test_vocabulary_with_xml(conn: Neo4jConnection, tmp_path: Path) -> None:
     assert counts(conn)[0] == len(expected_rows)
     assert adapter.stats["inchikey_only"] == len(keyed)
     assert adapter.stats["no_structure"] == len(expected_rows)
-    got = {r["db"]: r for r in conn.query("MATCH (c:Compound) RETURN c.drugbank_id AS db, c.id AS id, "
-                                          "c.synonyms AS syn, c.cas AS cas")}
+    got = {
+        r["db"]: r
+        for r in conn.query(
+            "MATCH (c:Compound) RETURN c.drugbank_id AS db, c.id AS id, c.synonyms AS syn, c.cas AS cas"
+        )
+    }
     for r in expected_rows:
         key = r["Standard InChI Key"]
         assert got[r["DrugBank ID"]]["id"] == (key or f"drugbank:{r['DrugBank ID']}")
@@ -259,8 +425,13 @@ def test_malformed_xml_names_file_and_line(tmp_path: Path) -> None:
         list(DrugBankAdapter(xml=path).batches())
 
 
-@pytest.mark.parametrize("head", [HEAD.replace("http://www.drugbank.ca\"", "http://example.org/db\"", 1),
-                                  HEAD.replace("<drugbank ", "<drugs ")])
+@pytest.mark.parametrize(
+    "head",
+    [
+        HEAD.replace('http://www.drugbank.ca"', 'http://example.org/db"', 1),
+        HEAD.replace("<drugbank ", "<drugs "),
+    ],
+)
 def test_wrong_namespace_or_root(tmp_path: Path, head: str) -> None:
     tail = TAIL if "<drugbank " in head else "</drugs>\n"
     path = write_xml(tmp_path / "other.xml", sample_drugs()[:1], head=head, tail=tail)
@@ -346,7 +517,11 @@ def _expected_id(row: pd.Series) -> str:
     if row.inchi:
         mol = Chem.MolFromInchi(row.inchi)
         if mol is not None:
-            return Chem.MolToInchiKey(rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(mol))
+            return Chem.MolToInchiKey(
+                rdMolStandardize.Uncharger().uncharge(
+                    rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(mol)
+                )
+            )
     return row.inchikey.removeprefix("InChIKey=") or f"drugbank:{row.drugbank_id}"
 
 
@@ -366,8 +541,11 @@ def test_tsv_counts_match_input(conn: Neo4jConnection, shared_data: Path, tmp_pa
     t["symbol"] = t.entrez_gene_id.map(sym)
     t = t.merge(sub[["drugbank_id", "cid"]], on="drugbank_id")
     mapped = t[t.symbol.notna()]
-    assert counts(conn) == (sub.cid.nunique(), mapped.symbol.nunique(),
-                            len(mapped[["cid", "symbol"]].drop_duplicates()))
+    assert counts(conn) == (
+        sub.cid.nunique(),
+        mapped.symbol.nunique(),
+        len(mapped[["cid", "symbol"]].drop_duplicates()),
+    )
     st = adapter.stats
     assert st["unmapped_entrez_rows"] == int(t.symbol.isna().sum())
     assert st["no_structure"] == int((sub.inchi == "").sum())
@@ -396,7 +574,8 @@ def write_hub_subset(shared_data: Path, out: Path, names: set[str]) -> tuple[Pat
         lines = (shared_data / "repurposing_hub" / name).read_text(encoding="utf-8").split("\n")
         first = next(i for i, ln in enumerate(lines) if not ln.startswith("!"))
         keep = lines[: first + 1] + [
-            ln for ln in lines[first + 1 :]
+            ln
+            for ln in lines[first + 1 :]
             if ln.strip() and next(csv.reader([ln.rstrip("\r")], delimiter="\t"))[col] in names
         ]
         (out / name).write_text("\n".join(keep) + "\n", encoding="utf-8")
@@ -404,8 +583,9 @@ def write_hub_subset(shared_data: Path, out: Path, names: set[str]) -> tuple[Pat
     return paths[0], paths[1]
 
 
-def test_hub_and_drugbank_join_on_structure_not_name(conn: Neo4jConnection, shared_data: Path,
-                                                     tmp_path: Path) -> None:
+def test_hub_and_drugbank_join_on_structure_not_name(
+    conn: Neo4jConnection, shared_data: Path, tmp_path: Path
+) -> None:
     hub_drugs, samples = _hub_tables(shared_data)
     db, _ = _db_tables(shared_data)
     db["ik"] = db.inchikey.str.removeprefix("InChIKey=")
@@ -418,26 +598,39 @@ def test_hub_and_drugbank_join_on_structure_not_name(conn: Neo4jConnection, shar
     # Same name, different structure (block 1 differs): must never be merged.
     db["nn"], samples["nn"] = db.name.str.lower(), samples.pert_iname.str.lower()
     clash = samples.merge(db[db.inchi != ""], on="nn").drop_duplicates("pert_iname")
-    clash = clash[clash.smiles.map(lambda s: key_of(s.split(" |")[0])[:14])
-                  != clash.inchi.map(lambda i: key_of(inchi=i)[:14])].iloc[:3]
+    clash = clash[
+        clash.smiles.map(lambda s: key_of(s.split(" |")[0])[:14])
+        != clash.inchi.map(lambda i: key_of(inchi=i)[:14])
+    ].iloc[:3]
     assert len(joined) == 8 and len(clash) == 3
 
     hub_d, hub_s = write_hub_subset(shared_data, tmp_path, set(joined.pert_iname) | set(clash.pert_iname))
     RepurposingHubAdapter(hub_d, hub_s).ingest(conn, progress=False)
     n_hub = counts(conn)[0]
     d, p = write_tsv_subset(shared_data, tmp_path, set(joined.drugbank_id) | set(clash.drugbank_id))
-    adapter = DrugBankAdapter(drugs_tsv=d, proteins_tsv=p, gene_info=shared_data / "lincs/geneinfo.tsv.gz",
-                              index=CompoundIndex.from_graph(conn))
+    adapter = DrugBankAdapter(
+        drugs_tsv=d,
+        proteins_tsv=p,
+        gene_info=shared_data / "lincs/geneinfo.tsv.gz",
+        index=CompoundIndex.from_graph(conn),
+    )
     adapter.ingest(conn, progress=False)
 
     for row in joined.itertuples():
-        nodes = conn.query("MATCH (c:Compound) WHERE c.drugbank_id = $db OR c.pert_id = $pert "
-                           "RETURN c.id AS id, c.sources AS src", db=row.drugbank_id, pert=row.broad_id[:13])
+        nodes = conn.query(
+            "MATCH (c:Compound) WHERE c.drugbank_id = $db OR c.pert_id = $pert "
+            "RETURN c.id AS id, c.sources AS src",
+            db=row.drugbank_id,
+            pert=row.broad_id[:13],
+        )
         assert nodes == [{"id": key_of(row.smiles.split(" |")[0]), "src": ["repurposing_hub", "drugbank"]}]
     for row in clash.itertuples():
-        nodes = conn.query("MATCH (c:Compound) WHERE c.drugbank_id = $db OR $name IN c.synonyms "
-                           "RETURN c.id AS id, c.sources AS src ORDER BY id",
-                           db=row.drugbank_id, name=row.pert_iname)
+        nodes = conn.query(
+            "MATCH (c:Compound) WHERE c.drugbank_id = $db OR $name IN c.synonyms "
+            "RETURN c.id AS id, c.sources AS src ORDER BY id",
+            db=row.drugbank_id,
+            name=row.pert_iname,
+        )
         assert len(nodes) == 2 and sorted(n["src"][0] for n in nodes) == ["drugbank", "repurposing_hub"]
         assert all(len(n["src"]) == 1 for n in nodes)
     # Only the clashing DrugBank drugs added nodes: the joined ones landed on the Hub's.
@@ -445,18 +638,22 @@ def test_hub_and_drugbank_join_on_structure_not_name(conn: Neo4jConnection, shar
     assert adapter.stats["match_levels"] == {"inchikey": len(joined) + len(clash)}
 
 
-@pytest.mark.xfail(strict=True, reason="compounds.py: an index from the graph forgets name/connectivity "
-                   "matches (candidates already carrying this source are skipped): a re-run adds a node")
-def test_reingest_with_graph_index_keeps_name_matches(conn: Neo4jConnection, shared_data: Path,
-                                                      tmp_path: Path) -> None:
+def test_reingest_with_graph_index_keeps_name_matches(
+    conn: Neo4jConnection, shared_data: Path, tmp_path: Path
+) -> None:
     hub_d, hub_s = write_hub_subset(shared_data, tmp_path, {"7-nitroindazole"})
     RepurposingHubAdapter(hub_d, hub_s).ingest(conn, progress=False)
     d, p = write_tsv_subset(shared_data, tmp_path, {"DB02207"})  # 7-Nitroindazole: no structure in DrugBank
     gene_info = shared_data / "lincs/geneinfo.tsv.gz"
-    first = DrugBankAdapter(drugs_tsv=d, proteins_tsv=p, gene_info=gene_info,
-                            index=CompoundIndex.from_graph(conn))
+    first = DrugBankAdapter(
+        drugs_tsv=d, proteins_tsv=p, gene_info=gene_info, index=CompoundIndex.from_graph(conn)
+    )
     first.ingest(conn, progress=False)
     assert first.stats["match_levels"] == {"name": 1} and counts(conn)[0] == 1
-    DrugBankAdapter(drugs_tsv=d, proteins_tsv=p, gene_info=gene_info,
-                    index=CompoundIndex.from_graph(conn)).ingest(conn, progress=False)
+    # The re-run finds the node through the source id stored on it (Compound.source_ids).
+    second = DrugBankAdapter(
+        drugs_tsv=d, proteins_tsv=p, gene_info=gene_info, index=CompoundIndex.from_graph(conn)
+    )
+    report = second.ingest(conn, progress=False)
     assert counts(conn)[0] == 1
+    assert report.counts.nodes_created == 0 and report.counts.rels_created == 0
