@@ -11,36 +11,13 @@ ratio. Uses NEO4J_URI/... when set, else starts a throw-away local Neo4j in a te
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
-from moakg.kg.connection import Neo4jConnection, Neo4jSettings
-from moakg.kg.local_server import LocalNeo4j, free_port
+from moakg.benchmarks.common import bench_connection, clear
+from moakg.kg.connection import Neo4jConnection
 from moakg.kg.schema import init_schema
 from moakg.kg.writer import BatchWriter, NodeBatch, RelBatch, run_ingest
-
-
-@contextmanager
-def bench_connection() -> Iterator[Neo4jConnection]:
-    if os.environ.get("NEO4J_URI"):
-        with Neo4jConnection() as conn:
-            yield conn
-        return
-    with tempfile.TemporaryDirectory(prefix="moakg-bench-") as tmp:
-        server = LocalNeo4j(
-            home=Path(tmp), bolt_port=free_port(), http_port=free_port(), heap="2g", pagecache="1g"
-        )
-        st = server.start()
-        try:
-            with Neo4jConnection(Neo4jSettings(uri=st.bolt_uri, password=server.password())) as conn:
-                yield conn
-        finally:
-            server.stop()
 
 
 def make_rows(n_nodes: int, n_rels: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
@@ -51,11 +28,6 @@ def make_rows(n_nodes: int, n_rels: int, seed: int = 0) -> tuple[list[dict], lis
         a, b = rng.randrange(n_nodes), rng.randrange(n_nodes)
         rels.append({"start": f"BENCH{a}", "end": f"BENCH{b}", "combined_score": rng.randrange(400, 1000)})
     return nodes, rels
-
-
-def clear(conn: Neo4jConnection) -> None:
-    with conn.session() as s:
-        s.run("MATCH (n) WHERE NOT n:SchemaVersion CALL (n) { DETACH DELETE n } IN TRANSACTIONS").consume()
 
 
 def per_row(conn: Neo4jConnection, nodes: list[dict], rels: list[dict]) -> float:

@@ -1,0 +1,37 @@
+"""What the benchmarks share: a Neo4j to measure against."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from moakg.kg.connection import Neo4jConnection, Neo4jSettings
+from moakg.kg.local_server import LocalNeo4j, free_port
+
+
+@contextmanager
+def bench_connection() -> Iterator[Neo4jConnection]:
+    if os.environ.get("NEO4J_URI"):
+        with Neo4jConnection() as conn:
+            yield conn
+        return
+    with tempfile.TemporaryDirectory(prefix="moakg-bench-") as tmp:
+        server = LocalNeo4j(
+            home=Path(tmp), bolt_port=free_port(), http_port=free_port(), heap="2g", pagecache="1g"
+        )
+        st = server.start()
+        try:
+            with Neo4jConnection(Neo4jSettings(uri=st.bolt_uri, password=server.password())) as conn:
+                yield conn
+        finally:
+            server.stop()
+
+
+def clear(conn: Neo4jConnection) -> None:
+    with conn.session() as s:
+        s.run("MATCH (n) WHERE NOT n:SchemaVersion CALL (n) { DETACH DELETE n } IN TRANSACTIONS").consume()
+
+
