@@ -50,9 +50,13 @@ def _session_conn(neo4j_settings: Neo4jSettings) -> Iterator[Neo4jConnection]:
 @pytest.fixture
 def conn(_session_conn: Neo4jConnection) -> Neo4jConnection:
     """A connection to an empty graph (schema in place): every test starts from nothing."""
-    with _session_conn.session() as s:  # CALL ... IN TRANSACTIONS needs an auto-commit transaction
-        s.run("MATCH (n) WHERE NOT n:SchemaVersion CALL (n) { DETACH DELETE n } IN TRANSACTIONS").consume()
+    _wipe(_session_conn)
     return _session_conn
+
+
+def _wipe(conn: Neo4jConnection) -> None:
+    with conn.session() as s:  # CALL ... IN TRANSACTIONS needs an auto-commit transaction
+        s.run("MATCH (n) WHERE NOT n:SchemaVersion CALL (n) { DETACH DELETE n } IN TRANSACTIONS").consume()
 
 
 @pytest.fixture
@@ -60,3 +64,24 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"real data subsets not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "demo" / "sources.toml"
+
+
+@pytest.fixture
+def demo_conn(_session_conn: Neo4jConnection) -> Neo4jConnection:
+    """A connection to a graph holding exactly the bundled demo data (ingested when not already there).
+
+    Tests using it must not write to the graph beyond what they clean up themselves.
+    """
+    from moakg.ingest.commands import adapters_from_config
+    from moakg.ingest.runner import run_adapters
+
+    adapters = adapters_from_config(DEMO_CONFIG)
+    runs = _session_conn.query("MATCH (r:IngestRun) RETURN r.source AS s, r.status AS st")
+    want = {a.source for a in adapters}
+    if {r["s"] for r in runs} != want or any(r["st"] != "completed" for r in runs) or len(runs) != len(want):
+        _wipe(_session_conn)
+        run_adapters(_session_conn, adapters, progress=False)
+    return _session_conn
