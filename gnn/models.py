@@ -207,7 +207,9 @@ class TargetLinkPredictor(nn.Module):
     def forward(self, graph: HeteroData) -> dict[str, Tensor]:
         return self.encoder(graph)
 
-    def score(self, h: dict[str, Tensor], comp: Tensor, gene: Tensor, gene_global: Tensor | None = None) -> Tensor:
+    def score(
+        self, h: dict[str, Tensor], comp: Tensor, gene: Tensor, gene_global: Tensor | None = None
+    ) -> Tensor:
         """Logits [E] for pairs (``comp[i]``, ``gene[i]``), local indices into ``h``; ``gene_global``
         (defaults to ``gene``) indexes the per-gene bias."""
         g_glob = gene if gene_global is None else gene_global
