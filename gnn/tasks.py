@@ -1,0 +1,377 @@
+"""Learning tasks on the exported graph: MoA classification, target prediction, signature-level MoA.
+
+A task is the message-passing graph plus labels plus a split. Labels never travel as messages: every
+Compound-MoA edge is removed from ``task.graph``, and so are the held-out Compound-Gene (TARGETS) edges
+that are predicted. :func:`assert_no_leakage` checks this pair by pair, in both directions.
+
+Settings:
+    ``'phenotype'``: held-out compounds come with structure and signatures only; their TARGETS edges
+        are removed (the cold-start question: what does this new compound do?).
+    ``'known_targets'``: held-out compounds keep their known targets. For :class:`MoATask` all TARGETS
+        stay; for :class:`TargetTask` each held-out compound keeps a seeded random ``known_frac`` of its
+        targets (at least one target is always held out) and the rest are predicted.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+
+from moakg.gnn.splits import Split, cell_line_split, random_split, scaffold_split
+
+SETTINGS = ("phenotype", "known_targets")
+COMPOUND, GENE, MOA, SIGNATURE, CELL = "Compound", "Gene", "MoA", "Signature", "CellLine"
+
+
+@dataclass
+class MoATask:
+    """Multi-label MoA classification of compounds.
+
+    Attributes:
+        graph: message-passing graph (no Compound-MoA edge at all; ``'phenotype'``: no TARGETS of
+            val/test compounds).
+        y: float ``[n_compounds, n_classes]`` multi-hot labels (all compounds; rows outside the split are
+            unlabelled or below ``min_per_class``).
+        labelled: bool ``[n_compounds]``: at least one label among ``classes``.
+        classes: MoA keys with ``>= min_per_class`` labelled compounds (counted over all compounds).
+        split: over labelled compounds only.
+        setting: ``'phenotype'`` or ``'known_targets'``.
+        class_nodes: long ``[n_classes]`` MoA node index of each class.
+    """
+
+    graph: HeteroData
+    y: Tensor
+    labelled: Tensor
+    classes: list[str]
+    split: Split
+    setting: str
+    class_nodes: Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+
+
+@dataclass
+class TargetTask:
+    """Compound -> Gene target (link) prediction.
+
+    Attributes:
+        graph: message-passing graph without the val/test TARGETS pairs (and without Compound-MoA edges).
+        pos: ``'train' | 'val' | 'test'`` -> long ``[2, E]`` (compound index, gene index) true pairs,
+            deduplicated over sources. ``'train'`` holds every pair visible in ``graph`` (in
+            ``'known_targets'`` that includes the kept targets of val/test compounds), so it is also the
+            filter of the filtered ranking.
+        n_genes: number of Gene nodes (the candidate set).
+        split: over compounds with at least one target.
+        setting: ``'phenotype'`` or ``'known_targets'``.
+    """
+
+    graph: HeteroData
+    pos: dict[str, Tensor]
+    n_genes: int
+    split: Split
+    setting: str
+
+
+@dataclass
+class SignatureTask:
+    """Signature-level MoA classification (a signature's labels are its compound's MoAs).
+
+    Attributes:
+        graph: no Compound-MoA edges; the HAS_SIGNATURE edges of val/test signatures are removed, so a
+            held-out profile cannot look up its compound (whose training signatures carry the same
+            labels) and must be classified from the profile itself.
+        y: float ``[n_signatures, n_classes]``; labelled: bool ``[n_signatures]``.
+        compound: long ``[n_signatures]`` compound index of each signature (``-1`` if none).
+        split: ``'cell_line'`` (test cell lines unseen in training) or ``'random'``.
+    """
+
+    graph: HeteroData
+    y: Tensor
+    labelled: Tensor
+    classes: list[str]
+    split: Split
+    setting: str
+    compound: Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+
+
+# --------------------------------------------------------------------------------------------- graph edits
+def edge_types_between(graph: HeteroData, a: str, b: str) -> list[tuple[str, str, str]]:
+    """Every edge type from ``a`` to ``b`` or from ``b`` to ``a`` (any relation name, reverses included)."""
+    return [et for et in graph.edge_types if {et[0], et[2]} == {a, b} and (a != b or et[0] == et[2])]
+
+
+def drop_edges(graph: HeteroData, edge_type: tuple[str, str, str], drop: Tensor) -> None:
+    """Remove the edges where bool ``drop`` ``[E]`` is true, with every per-edge attribute, in place."""
+    store = graph[edge_type]
+    n = store.edge_index.size(1)
+    keep = ~drop
+    # Decide which attributes are per-edge before edge_index shrinks (is_edge_attr compares sizes).
+    per_edge = [key for key, value in store.items() if isinstance(value, Tensor) and key != "edge_index"
+                and value.dim() > 0 and value.size(0) == n]
+    store.edge_index = store.edge_index[:, keep]
+    for key in per_edge:
+        store[key] = store[key][keep]
+
+
+def _endpoint(graph_et: tuple[str, str, str], node_type: str, edge_index: Tensor) -> tuple[Tensor, Tensor]:
+    """(``node_type`` side, other side) of ``edge_index`` ``[2, E]``."""
+    return (edge_index[0], edge_index[1]) if graph_et[0] == node_type else (edge_index[1], edge_index[0])
+
+
+def drop_incident(graph: HeteroData, a: str, b: str, nodes_a: Tensor | None = None,
+                  pairs: Tensor | None = None, n_b: int | None = None) -> int:
+    """Remove ``a``-``b`` edges in both directions; returns how many were removed.
+
+    Args:
+        nodes_a: bool ``[n_a]``: remove every edge touching these ``a`` nodes (``None``: all nodes).
+        pairs: long ``[2, P]`` (``a`` index, ``b`` index): remove only these pairs (needs ``n_b``).
+    """
+    removed = 0
+    codes = None if pairs is None else torch.unique(pairs[0] * n_b + pairs[1])
+    for et in edge_types_between(graph, a, b):
+        ei = graph[et].edge_index
+        ia, ib = _endpoint(et, a, ei)
+        drop = torch.ones(ei.size(1), dtype=torch.bool)
+        if nodes_a is not None:
+            drop &= nodes_a[ia]
+        if codes is not None:
+            drop &= torch.isin(ia * n_b + ib, codes)
+        removed += int(drop.sum())
+        drop_edges(graph, et, drop)
+    return removed
+
+
+def _mask(n: int, *idx: Tensor) -> Tensor:
+    m = torch.zeros(n, dtype=torch.bool)
+    for i in idx:
+        m[i] = True
+    return m
+
+
+def _copy_graph(data: HeteroData) -> HeteroData:
+    # A shallow copy has its own storages, so replacing an edge_index never touches the caller's data.
+    return copy.copy(data)
+
+
+# --------------------------------------------------------------------------------------------- labels
+def _pairs(data: HeteroData, rel: str, dst: str) -> Tensor:
+    """Deduplicated long ``[2, E]`` (compound, ``dst``) pairs of ``('Compound', rel, dst)``."""
+    et = (COMPOUND, rel, dst)
+    if et not in data.edge_types:
+        return torch.empty(2, 0, dtype=torch.long)
+    ei = data[et].edge_index
+    n_dst = data[dst].num_nodes
+    codes = torch.unique(ei[0] * n_dst + ei[1])
+    return torch.stack([codes // n_dst, codes % n_dst])
+
+
+def moa_labels(data: HeteroData, maps: Any, min_per_class: int = 5) -> tuple[Tensor, list[str], Tensor]:
+    """Multi-hot MoA labels of every compound.
+
+    Returns:
+        y: float ``[n_compounds, C]``; classes: MoA keys of the ``C`` classes with ``>= min_per_class``
+        compounds; class_nodes: long ``[C]`` their MoA node indices (ascending).
+    """
+    pairs = _pairs(data, "HAS_MOA", MOA)
+    n_moa = data[MOA].num_nodes
+    counts = torch.bincount(pairs[1], minlength=n_moa)
+    class_nodes = (counts >= min_per_class).nonzero().view(-1)
+    col = torch.full((n_moa,), -1, dtype=torch.long)
+    col[class_nodes] = torch.arange(class_nodes.numel())
+    y = torch.zeros(data[COMPOUND].num_nodes, class_nodes.numel())
+    keep = col[pairs[1]] >= 0
+    y[pairs[0][keep], col[pairs[1][keep]]] = 1.0
+    return y, [maps.keys[MOA][i] for i in class_nodes.tolist()], class_nodes
+
+
+def _smiles(maps: Any, smiles: Sequence[str | None] | None) -> Sequence[str | None]:
+    smiles = smiles if smiles is not None else getattr(maps, "smiles", None)
+    if smiles is None:
+        raise ValueError("a scaffold split needs compound SMILES: pass smiles=[...] aligned with "
+                         "maps.keys['Compound'] (MATCH (c:Compound) RETURN c.id, c.smiles)")
+    return smiles
+
+
+def make_split(items: Tensor, maps: Any, split: str, seed: int, val_frac: float, test_frac: float,
+               smiles: Sequence[str | None] | None = None) -> Split:
+    """Compound split of ``items`` by ``split`` (``'random'`` or ``'scaffold'``), test keys recorded."""
+    if split == "random":
+        s = random_split(items, seed, val_frac, test_frac)
+    elif split == "scaffold":
+        s = scaffold_split(items, _smiles(maps, smiles), seed, val_frac, test_frac)
+    else:
+        raise ValueError(f"unknown compound split {split!r} (random | scaffold)")
+    s.test_keys = [maps.keys[COMPOUND][i] for i in s.test.tolist()]
+    return s
+
+
+def _check_setting(setting: str) -> None:
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown setting {setting!r} ({' | '.join(SETTINGS)})")
+
+
+# --------------------------------------------------------------------------------------------- tasks
+def make_moa_task(data: HeteroData, maps: Any, split: str = "random", seed: int = 0, min_per_class: int = 5,
+                  setting: str = "phenotype", smiles: Sequence[str | None] | None = None,
+                  val_frac: float = 0.1, test_frac: float = 0.2) -> MoATask:
+    """MoA classification task over compounds with a label among the frequent classes."""
+    _check_setting(setting)
+    y, classes, class_nodes = moa_labels(data, maps, min_per_class)
+    labelled = y.sum(1) > 0
+    s = make_split(labelled.nonzero().view(-1), maps, split, seed, val_frac, test_frac, smiles)
+    graph = _copy_graph(data)
+    drop_incident(graph, COMPOUND, MOA)  # labels never message, for any compound
+    if setting == "phenotype":
+        drop_incident(graph, COMPOUND, GENE, nodes_a=_mask(data[COMPOUND].num_nodes, s.val, s.test))
+    return MoATask(graph, y, labelled, classes, s, setting, class_nodes)
+
+
+def make_target_task(data: HeteroData, maps: Any, split: str = "random", seed: int = 0,
+                     setting: str = "phenotype", smiles: Sequence[str | None] | None = None,
+                     val_frac: float = 0.1, test_frac: float = 0.2, known_frac: float = 0.5) -> TargetTask:
+    """Target prediction over compounds with >= 1 TARGETS edge; val/test pairs leave the graph."""
+    _check_setting(setting)
+    pairs = _pairs(data, "TARGETS", GENE)
+    n_genes = data[GENE].num_nodes
+    s = make_split(pairs[0].unique(), maps, split, seed, val_frac, test_frac, smiles)
+    part = torch.zeros(data[COMPOUND].num_nodes, dtype=torch.long)  # 0 train, 1 val, 2 test
+    part[s.val], part[s.test] = 1, 2
+    held = part[pairs[0]] > 0
+    if setting == "known_targets":
+        held &= ~_kept_targets(pairs, held, known_frac, seed)
+    p = part[pairs[0]]
+    pos = {"train": pairs[:, ~held], "val": pairs[:, held & (p == 1)], "test": pairs[:, held & (p == 2)]}
+    graph = _copy_graph(data)
+    drop_incident(graph, COMPOUND, MOA)
+    drop_incident(graph, COMPOUND, GENE, pairs=pairs[:, held], n_b=n_genes)
+    return TargetTask(graph, pos, n_genes, s, setting)
+
+
+def _kept_targets(pairs: Tensor, held: Tensor, known_frac: float, seed: int) -> Tensor:
+    """bool ``[E]``: the pairs of held-out compounds that stay known (seeded; >= 1 per compound held out)."""
+    rng = np.random.default_rng(seed + 1)
+    kept = torch.zeros(pairs.size(1), dtype=torch.bool)
+    idx = held.nonzero().view(-1)
+    for c in pairs[0, idx].unique().tolist():
+        mine = idx[pairs[0, idx] == c]
+        n_keep = min(int(round(known_frac * mine.numel())), mine.numel() - 1)
+        if n_keep > 0:
+            kept[mine[torch.from_numpy(rng.permutation(mine.numel())[:n_keep])]] = True
+    return kept
+
+
+def signature_compounds(data: HeteroData) -> Tensor:
+    """long ``[n_signatures]``: the compound of each signature (``-1`` if none; the first if several)."""
+    comp = torch.full((data[SIGNATURE].num_nodes,), -1, dtype=torch.long)
+    et = (COMPOUND, "HAS_SIGNATURE", SIGNATURE)
+    if et in data.edge_types:
+        ei = data[et].edge_index
+        comp[ei[1].flip(0)] = ei[0].flip(0)  # flipped so that the first edge wins
+    return comp
+
+
+def signature_cells(data: HeteroData) -> Tensor:
+    """long ``[n_signatures]``: the cell line of each signature (``-1`` if none)."""
+    cell = torch.full((data[SIGNATURE].num_nodes,), -1, dtype=torch.long)
+    et = (SIGNATURE, "IN_CELL", CELL)
+    if et in data.edge_types:
+        ei = data[et].edge_index
+        cell[ei[0]] = ei[1]
+    return cell
+
+
+def make_signature_task(data: HeteroData, maps: Any, split: str = "cell_line", seed: int = 0,
+                        min_per_class: int = 5, setting: str = "phenotype", val_frac: float = 0.1,
+                        test_frac: float = 0.2) -> SignatureTask:
+    """Signature-level MoA task; ``split='cell_line'`` holds out whole cell lines (unseen in training).
+
+    Classes are the MoAs with ``>= min_per_class`` labelled compounds, as in :func:`make_moa_task`. In
+    ``'phenotype'`` the TARGETS of compounds with a held-out signature are removed too.
+    """
+    _check_setting(setting)
+    y_c, classes, _ = moa_labels(data, maps, min_per_class)
+    comp = signature_compounds(data)
+    y = torch.zeros(comp.numel(), len(classes))
+    has = comp >= 0
+    y[has] = y_c[comp[has]]
+    labelled = y.sum(1) > 0
+    items = labelled.nonzero().view(-1)
+    if split == "cell_line":
+        s = cell_line_split(items, signature_cells(data), seed, val_frac, test_frac,
+                            cell_keys=maps.keys.get(CELL) if hasattr(maps.keys, "get") else None)
+    elif split == "random":
+        s = random_split(items, seed, val_frac, test_frac)
+    else:
+        raise ValueError(f"unknown signature split {split!r} (cell_line | random)")
+    s.test_keys = [maps.keys[SIGNATURE][i] for i in s.test.tolist()]
+    graph = _copy_graph(data)
+    drop_incident(graph, COMPOUND, MOA)
+    held = _mask(comp.numel(), s.val, s.test)
+    drop_incident(graph, SIGNATURE, COMPOUND, nodes_a=held)
+    if setting == "phenotype":
+        held_comp = comp[held & has].unique()
+        drop_incident(graph, COMPOUND, GENE, nodes_a=_mask(data[COMPOUND].num_nodes, held_comp))
+    return SignatureTask(graph, y, labelled, classes, s, setting, comp)
+
+
+# --------------------------------------------------------------------------------------------- leakage
+def _present(graph: HeteroData, a: str, b: str, pairs: Tensor, n_b: int) -> int:
+    """How many of the ``a``-``b`` ``pairs`` ``[2, P]`` appear in ``graph``, counting each direction."""
+    codes = pairs[0] * n_b + pairs[1]
+    found = 0
+    for et in edge_types_between(graph, a, b):
+        ia, ib = _endpoint(et, a, graph[et].edge_index)
+        found += int(torch.isin(codes, ia * n_b + ib).sum())
+    return found
+
+
+def _touching(graph: HeteroData, a: str, b: str, nodes: Tensor) -> int:
+    """How many ``a``-``b`` edges (both directions) touch the ``a`` nodes in long ``nodes``."""
+    n = 0
+    for et in edge_types_between(graph, a, b):
+        ia, _ = _endpoint(et, a, graph[et].edge_index)
+        n += int(torch.isin(ia, nodes).sum())
+    return n
+
+
+def _check_disjoint(s: Split) -> None:
+    tr, va, te = set(s.train.tolist()), set(s.val.tolist()), set(s.test.tolist())
+    if tr & va or tr & te or va & te:
+        raise AssertionError(f"split {s.method} overlaps: train&val {len(tr & va)}, "
+                             f"train&test {len(tr & te)}, "
+                             f"val&test {len(va & te)}")
+
+
+def assert_no_leakage(task: MoATask | TargetTask | SignatureTask) -> None:
+    """Raise ``AssertionError`` if a held-out label or target edge is in ``task.graph`` (either direction).
+
+    Checks: the split is disjoint; no Compound-MoA edge exists at all; for :class:`TargetTask` none of
+    the val/test pairs is an edge of any Compound-Gene type; in ``'phenotype'`` no Compound-Gene edge
+    touches a held-out compound; for :class:`SignatureTask` no held-out signature reaches its compound.
+    """
+    g, s = task.graph, task.split
+    _check_disjoint(s)
+    n_moa_edges = sum(g[et].edge_index.size(1) for et in edge_types_between(g, COMPOUND, MOA))
+    if n_moa_edges:
+        raise AssertionError(f"{n_moa_edges} Compound-MoA edges are in the message-passing graph")
+    held = torch.cat([s.val, s.test])
+    if isinstance(task, TargetTask):
+        heldpairs = torch.cat([task.pos["val"], task.pos["test"]], 1)
+        if (n := _present(g, COMPOUND, GENE, heldpairs, task.n_genes)):
+            raise AssertionError(f"{n} held-out (compound, gene) pairs are edges of the graph")
+        if task.setting == "phenotype" and (n := _touching(g, COMPOUND, GENE, held)):
+            raise AssertionError(f"phenotype setting: {n} TARGETS edges touch val/test compounds")
+    elif isinstance(task, SignatureTask):
+        if (n := _touching(g, SIGNATURE, COMPOUND, held)):
+            raise AssertionError(f"{n} HAS_SIGNATURE edges connect held-out signatures to their compounds")
+        comp = task.compound[held]
+        if task.setting == "phenotype" and (n := _touching(g, COMPOUND, GENE, comp[comp >= 0].unique())):
+            raise AssertionError(f"phenotype setting: {n} TARGETS edges touch compounds of held-out "
+                                 "signatures")
+    elif task.setting == "phenotype" and (n := _touching(g, COMPOUND, GENE, held)):
+        raise AssertionError(f"phenotype setting: {n} TARGETS edges touch val/test compounds")
