@@ -198,11 +198,13 @@ def strip_label_edges(graph: HeteroData) -> HeteroData:
 # losses and metrics (from moakg.gnn.losses / moakg.gnn.metrics)
 
 
-def make_moa_loss(cfg: TrainConfig, y_train: Tensor) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
-    """``loss(logits [B, C], y [B, C], weight [B] | None) -> scalar`` for ``cfg.loss``."""
-    from moakg.gnn import losses
+def make_moa_loss(cfg: TrainConfig, y_train: Tensor) -> Callable[..., Tensor]:
+    """``loss(logits [B, C], y [B, C], sample_weight [B] | None) -> scalar`` for ``cfg.loss``; the
+    ``weighted`` loss takes its positive-class weights from the training labels ``y_train``."""
+    from moakg.gnn.losses import make_loss, pos_weight_from_labels
 
-    return losses.make_loss(cfg.loss, y_train, q=cfg.gce_q)
+    pos_weight = pos_weight_from_labels(y_train) if cfg.loss == "weighted" else None
+    return make_loss(cfg.loss, pos_weight, q=cfg.gce_q)
 
 
 def moa_eval(y: Tensor, probs: Tensor) -> dict[str, float]:
@@ -211,12 +213,12 @@ def moa_eval(y: Tensor, probs: Tensor) -> dict[str, float]:
     return moa_metrics(y, probs)
 
 
-def target_eval(scores: Tensor, comp: Tensor, pos: Tensor, exclude: Tensor | None) -> dict[str, float]:
-    """Metrics of ``scores`` [len(comp), n_genes] for compounds ``comp`` against true pairs ``pos`` [2, E]
-    (filtered: ``exclude`` [2, E'] training pairs are left out of the ranking)."""
+def target_eval(scores: Tensor, comp: Tensor, pos: Tensor, known: Tensor | None) -> dict[str, float]:
+    """Filtered ranking metrics of ``scores`` [len(comp), n_genes] (row i = compound ``comp[i]``) against
+    the true pairs ``pos`` [2, E]; ``known`` [2, E'] training pairs are left out of the ranking."""
     from moakg.gnn.metrics import target_metrics
 
-    return target_metrics(scores, comp, pos, exclude)
+    return target_metrics(scores, pos, compounds=comp, known=known)
 
 
 # --------------------------------------------------------------------------------------------------

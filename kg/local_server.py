@@ -207,8 +207,6 @@ class LocalNeo4j:
             f"server.http.listen_address=127.0.0.1:{self.http_port}",
             f"server.http.advertised_address=127.0.0.1:{self.http_port}",
             f"server.memory.pagecache.size={self.pagecache}",
-            # The Browser must not try to reach Neo4j's servers (guides, analytics) from a closed network.
-            "browser.allow_outgoing_connections=false",
         ]
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(

@@ -1,8 +1,8 @@
 """kg/export.py against the bundled demo graph in a real Neo4j: every count, edge, feature and map is
 checked against Cypher run here, plus subgraphs, thresholds, the cache, save/load and the CLI.
 
-The demo is ingested once for the module (``demo`` fixture on the session connection); no test here uses
-the function-scoped ``conn`` fixture, which would wipe it.
+The demo is ingested at most once for the module (``demo``, on the session connection); no test here uses
+the function-scoped ``conn`` fixture, which would wipe it, and every test undoes what it writes.
 """
 
 from __future__ import annotations
@@ -39,10 +39,16 @@ DEMO = Path(__file__).resolve().parents[1] / "demo" / "sources.toml"
 
 @pytest.fixture(scope="module")
 def demo(_session_conn: Neo4jConnection) -> Neo4jConnection:
-    """The demo graph, ingested once for this module (the graph is wiped first, as `conn` does)."""
-    with _session_conn.session() as s:
-        s.run("MATCH (n) WHERE NOT n:SchemaVersion CALL (n) { DETACH DELETE n } IN TRANSACTIONS").consume()
-    run_adapters(_session_conn, adapters_from_config(DEMO), progress=False)
+    """The demo graph for the whole module, as conftest's function-scoped `demo_conn` makes it: ingested
+    (after a wipe) unless exactly the demo's completed runs are already there. Tests here clean up."""
+    adapters = adapters_from_config(DEMO)
+    want = {a.source for a in adapters}
+    runs = _session_conn.query("MATCH (r:IngestRun) RETURN r.source AS s, r.status AS st")
+    if {r["s"] for r in runs} != want or len(runs) != len(want) or any(r["st"] != "completed" for r in runs):
+        with _session_conn.session() as s:  # CALL ... IN TRANSACTIONS needs an auto-commit transaction
+            s.run("MATCH (n) WHERE NOT n:SchemaVersion CALL (n) { DETACH DELETE n } IN TRANSACTIONS"
+                  ).consume()
+        run_adapters(_session_conn, adapters, progress=False)
     return _session_conn
 
 
