@@ -1,0 +1,263 @@
+"""Non-graph baselines, run on exactly the split of the task they are compared with.
+
+MoA (and signature-level MoA): frequency prior, Tanimoto nearest neighbours on fingerprints, an MLP on
+fingerprints, logistic regression and an MLP on consensus signatures (compounds with signatures only;
+``n_eval`` says how many), and the shuffled-drug ablation (signatures reassigned among compounds, then
+the same MLP): if it scores like the real signature MLP, the signatures carry no compound-specific MoA
+information. Targets: the same, plus the gene-degree link score. Each baseline returns scores for its
+evaluation rows and is scored with :mod:`moakg.gnn.metrics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from moakg.gnn.metrics import moa_metrics, target_metrics
+from moakg.gnn.tasks import COMPOUND, GENE, SIGNATURE, MoATask, SignatureTask, TargetTask
+
+AnyTask = MoATask | TargetTask | SignatureTask
+
+
+@dataclass
+class BaselineResult:
+    """One baseline on one split.
+
+    Attributes:
+        name: e.g. ``'tanimoto_knn'``.
+        metrics: :func:`moa_metrics` or :func:`target_metrics` of ``scores``.
+        n_eval: number of evaluated rows (test compounds / signatures it could score).
+        scores: ``[n_eval, C]`` probabilities (or ``[n_eval, n_genes]`` target scores).
+        eval_idx: long ``[n_eval]`` node indices of the rows of ``scores``.
+        note: e.g. how many rows fell back to the prior.
+    """
+
+    name: str
+    metrics: dict[str, float]
+    n_eval: int
+    scores: Tensor = field(repr=False)
+    eval_idx: Tensor = field(repr=False)
+    note: str = ""
+
+
+@dataclass
+class LabelView:
+    """A task as multi-label rows: ``y(idx)`` gives ``[len(idx), C]`` labels of nodes ``idx``."""
+
+    node_type: str
+    n_rows: int
+    n_classes: int
+    train: Tensor
+    val: Tensor
+    test: Tensor
+    y: Callable[[Tensor], Tensor]
+
+
+def label_view(task: AnyTask) -> LabelView:
+    """Rows, split and labels of ``task`` (for targets: gene columns, train/val labels = known pairs)."""
+    s = task.split
+    if isinstance(task, TargetTask):
+        n_c = task.graph[COMPOUND].num_nodes
+        pairs = torch.cat([task.pos["train"], task.pos["val"]], 1)  # never the test pairs
+
+        def y_targets(idx: Tensor) -> Tensor:
+            row = torch.full((n_c,), -1, dtype=torch.long)
+            row[idx] = torch.arange(idx.numel())
+            keep = row[pairs[0]] >= 0
+            out = torch.zeros(idx.numel(), task.n_genes)
+            out[row[pairs[0][keep]], pairs[1][keep]] = 1.0
+            return out
+
+        return LabelView(COMPOUND, n_c, task.n_genes, s.train, s.val, s.test, y_targets)
+    node_type = SIGNATURE if isinstance(task, SignatureTask) else COMPOUND
+    return LabelView(node_type, task.y.size(0), task.y.size(1), s.train, s.val, s.test, lambda i: task.y[i])
+
+
+# --------------------------------------------------------------------------------------------- scorers
+def frequency_prior(y_train: Tensor, n: int) -> Tensor:
+    """``[n, C]``: every row gets the training frequency of each class (most common MoA / gene first)."""
+    return y_train.float().mean(0, keepdim=True).expand(n, -1).clone()
+
+
+def tanimoto(a: Tensor, b: Tensor) -> Tensor:
+    """Tanimoto similarity ``[n, m]`` of bit vectors ``a`` ``[n, F]``, ``b`` ``[m, F]`` (0 if both empty)."""
+    a, b = (a > 0).float(), (b > 0).float()
+    inter = a @ b.T
+    union = a.sum(1, keepdim=True) + b.sum(1).unsqueeze(0) - inter
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+
+
+def tanimoto_knn(fp_query: Tensor, fp_train: Tensor, y_train: Tensor, k: int = 5) -> Tensor:
+    """``[n, C]``: similarity-weighted mean of the labels of the ``k`` most similar training compounds.
+
+    A tiny floor on the weights keeps the mean defined when every neighbour has similarity 0.
+    """
+    sim = tanimoto(fp_query, fp_train)
+    top, idx = sim.topk(min(k, fp_train.size(0)), dim=1)
+    w = top + 1e-6
+    return (w.unsqueeze(2) * y_train.float()[idx]).sum(1) / w.sum(1, keepdim=True)
+
+
+class MLP(nn.Module):
+    """``[N, F] -> [N, C]`` logits; ``hidden=0`` is logistic regression (one Linear)."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int = 256, dropout: float = 0.2) -> None:
+        super().__init__()
+        if hidden:
+            self.net: nn.Module = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
+                                                nn.Linear(hidden, out_dim))
+        else:
+            self.net = nn.Linear(in_dim, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+@contextmanager
+def _few_threads(small: bool) -> Iterator[None]:
+    """One intra-op thread for small problems: on a busy CPU, OpenMP thread hand-offs made each tiny
+    op of a baseline MLP ~100x slower than running it on one thread (measured on a 2-core CI box)."""
+    before = torch.get_num_threads()
+    if small:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def fit_predict_mlp(x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tensor, x_test: Tensor,
+                    hidden: int = 256, epochs: int = 200, lr: float = 1e-3, weight_decay: float = 1e-4,
+                    dropout: float = 0.2, seed: int = 0, device: str | torch.device = "cpu") -> Tensor:
+    """Train an :class:`MLP` with BCE (full batch, Adam), keep the epoch of lowest val loss, predict.
+
+    Returns probabilities ``[n_test, C]`` (on CPU). Without val rows the last epoch is kept.
+    """
+    with torch.random.fork_rng(devices=[]), _few_threads(x_train.numel() < 5_000_000):
+        torch.manual_seed(seed)  # seeded inside fork_rng: the caller's RNG state is left as it was
+        model = MLP(x_train.size(1), y_train.size(1), hidden, dropout).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        xt, yt = x_train.float().to(device), y_train.float().to(device)
+        xv, yv = x_val.float().to(device), y_val.float().to(device)
+        best, best_state = float("inf"), None
+        for epoch in range(epochs):
+            model.train()
+            opt.zero_grad()
+            F.binary_cross_entropy_with_logits(model(xt), yt).backward()
+            opt.step()
+            if xv.size(0) and (epoch % 5 == 4 or epoch == epochs - 1):
+                model.eval()
+                with torch.no_grad():
+                    loss = float(F.binary_cross_entropy_with_logits(model(xv), yv))
+                if loss < best:
+                    best, best_state = loss, {k: v.clone() for k, v in model.state_dict().items()}
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+        with torch.no_grad():
+            return torch.sigmoid(model(x_test.float().to(device))).cpu()
+
+
+def _standardize(x: Tensor, train: Tensor) -> Tensor:
+    mu, sd = x[train].mean(0), x[train].std(0)
+    return (x - mu) / torch.where(sd > 1e-8, sd, torch.ones_like(sd))
+
+
+def gene_degree(graph: object) -> Tensor:
+    """float ``[n_genes]``: edges ending at each Gene over all edge types of ``graph``.
+
+    Counting destinations only counts every relation once per gene endpoint, since each relation
+    also has its reverse type (which starts at the gene).
+    """
+    deg = torch.zeros(graph[GENE].num_nodes)
+    for et in graph.edge_types:
+        if et[2] == GENE:
+            deg += torch.bincount(graph[et].edge_index[1], minlength=deg.numel()).float()
+    return deg
+
+
+# --------------------------------------------------------------------------------------------- runner
+def _score(task: AnyTask, scores: Tensor, rows: Tensor) -> dict[str, float]:
+    if isinstance(task, TargetTask):
+        test = task.pos["test"]
+        keep = torch.isin(test[0], rows)
+        return target_metrics(scores, test[:, keep], compounds=rows, known=task.pos["train"])
+    return moa_metrics(task.y[rows], scores)
+
+
+def _feature_baselines(task: AnyTask, v: LabelView, name: str, x: Tensor, ok: Tensor, seed: int,
+                       epochs: int, device: str | torch.device, hidden: int, standardize: bool
+                       ) -> tuple[Tensor, Tensor, str]:
+    """MLP (or logistic regression) on features ``x`` ``[n_rows, F]``, rows with ``ok`` only."""
+    tr, va, te = v.train[ok[v.train]], v.val[ok[v.val]], v.test[ok[v.test]]
+    if tr.numel() == 0 or te.numel() == 0:
+        return torch.zeros(0, v.n_classes), te, f"{name}: no training or test rows with features"
+    x = _standardize(x.float(), tr) if standardize else x.float()
+    scores = fit_predict_mlp(x[tr], v.y(tr), x[va], v.y(va), x[te], hidden=hidden, epochs=epochs, seed=seed,
+                             device=device)
+    return scores, te, f"{tr.numel()} train rows with features"
+
+
+def run_baselines(task: AnyTask, seed: int = 0, k: int = 5, epochs: int = 200, hidden: int = 256,
+                  device: str | torch.device = "cpu") -> list[BaselineResult]:
+    """Every baseline that applies to ``task``, on ``task.split``, scored on its test rows.
+
+    MoA / target tasks: ``frequency_prior``, (targets: ``degree``), ``tanimoto_knn``, ``fp_mlp`` (rows
+    without a structure get the prior), ``sig_logreg``, ``sig_mlp``, ``shuffled_sig_mlp`` (test compounds
+    with signatures only). Signature tasks: ``frequency_prior``, ``sig_logreg``, ``sig_mlp``,
+    ``shuffled_sig_mlp`` on the signature profiles.
+    """
+    v = label_view(task)
+    g = task.graph
+    y_train = v.y(v.train)
+    out: list[BaselineResult] = []
+
+    def add(name: str, scores: Tensor, rows: Tensor, note: str = "") -> None:
+        if rows.numel():
+            metrics = _score(task, scores, rows)
+            out.append(BaselineResult(name, metrics, int(rows.numel()), scores, rows, note))
+
+    prior = frequency_prior(y_train, v.test.numel())
+    add("frequency_prior", prior, v.test)
+    if isinstance(task, TargetTask):
+        add("degree", gene_degree(g).unsqueeze(0).expand(v.test.numel(), -1).clone(), v.test,
+            "gene degree in the training graph")
+    if v.node_type == COMPOUND and "fp" in g[COMPOUND]:
+        fp = g[COMPOUND].fp
+        has = g[COMPOUND].get("has_structure", torch.ones(v.n_rows, dtype=torch.bool)).bool()
+        tr = v.train[has[v.train]]
+        te_ok = has[v.test]
+        knn = prior.clone()
+        knn[te_ok] = tanimoto_knn(fp[v.test[te_ok]], fp[tr], v.y(tr), k)
+        add("tanimoto_knn", knn, v.test, f"{int((~te_ok).sum())} test rows without structure use the prior")
+        mlp_scores, rows, _ = _feature_baselines(task, v, "fp_mlp", fp, has, seed, epochs, device, hidden,
+                                                 False)
+        fp_mlp = prior.clone()
+        fp_mlp[torch.isin(v.test, rows)] = mlp_scores
+        add("fp_mlp", fp_mlp, v.test, f"{int((~te_ok).sum())} test rows without structure use the prior")
+    if v.node_type == COMPOUND:
+        z = g[COMPOUND].get("z")
+        has_sig = g[COMPOUND].get("has_signature")
+    else:
+        z, has_sig = g[SIGNATURE].x, torch.ones(v.n_rows, dtype=torch.bool)
+    if z is not None and has_sig is not None:
+        has_sig = has_sig.bool()
+        for name, hid in (("sig_logreg", 0), ("sig_mlp", hidden)):
+            scores, rows, note = _feature_baselines(task, v, name, z, has_sig, seed, epochs, device, hid,
+                                                    True)
+            add(name, scores, rows, note)
+        # Shuffled-drug ablation: the same profiles, dealt to the wrong compounds.
+        idx = has_sig.nonzero().view(-1)
+        perm = idx[torch.from_numpy(np.random.default_rng(seed).permutation(idx.numel()))]
+        z_shuf = z.clone()
+        z_shuf[idx] = z[perm]
+        scores, rows, note = _feature_baselines(task, v, "shuffled_sig_mlp", z_shuf, has_sig, seed, epochs,
+                                                device, hidden, True)
+        add("shuffled_sig_mlp", scores, rows, note)
+    return out

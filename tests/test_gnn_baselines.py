@@ -1,0 +1,134 @@
+"""Baselines and label noise (moakg.gnn.baselines, moakg.gnn.noise) on small synthetic graphs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_gnn_tasks import toy_graph
+
+from moakg.gnn.baselines import BaselineResult, gene_degree, run_baselines, tanimoto, tanimoto_knn
+from moakg.gnn.noise import flip_labels, flip_labels_report, target_sharing
+from moakg.gnn.tasks import make_moa_task, make_signature_task, make_target_task
+
+
+def _by_name(results: list[BaselineResult]) -> dict[str, BaselineResult]:
+    return {r.name: r for r in results}
+
+
+def test_tanimoto_hand_values() -> None:
+    a = torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]], dtype=torch.float)
+    b = torch.tensor([[1, 0, 1, 0], [1, 1, 0, 0]], dtype=torch.float)
+    assert torch.allclose(tanimoto(a, b), torch.tensor([[1 / 3, 1.0], [0.0, 0.0]]))
+    y = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    knn = tanimoto_knn(a[:1], b, y, k=2)  # weights 1/3 and 1: (1/3 * [1, 0] + [0, 1]) / (4/3)
+    assert torch.allclose(knn, torch.tensor([[0.25, 0.75]]), atol=1e-5)
+
+
+def test_fingerprint_baselines_beat_the_prior_when_labels_follow_fingerprints() -> None:
+    data, maps = toy_graph(n_compounds=180, signal="fingerprint")
+    task = make_moa_task(data, maps, split="scaffold", seed=0)
+    res = _by_name(run_baselines(task, seed=0, epochs=150))
+    prior = res["frequency_prior"].metrics
+    for name in ("tanimoto_knn", "fp_mlp"):
+        m = res[name].metrics
+        assert m["micro_auprc"] > prior["micro_auprc"] + 0.3, (name, m, prior)
+        assert m["top1_acc"] > 0.8 and m["auroc"] > 0.9, (name, m)
+        assert res[name].n_eval == task.split.test.numel()
+    assert prior["auroc"] == pytest.approx(0.5)  # constant scores: every pair tied
+    # signature models see noise here, and they only score test compounds with signatures
+    assert res["sig_mlp"].n_eval == int(data["Compound"].has_signature[task.split.test].sum())
+    assert res["sig_mlp"].metrics["micro_auprc"] < res["fp_mlp"].metrics["micro_auprc"] - 0.2
+
+
+def test_shuffled_drug_ablation_loses_to_the_signature_model() -> None:
+    data, maps = toy_graph(n_compounds=180, signal="signature")
+    task = make_moa_task(data, maps, split="random", seed=1)
+    res = _by_name(run_baselines(task, seed=1, epochs=150))
+    sig, shuf = res["sig_mlp"].metrics, res["shuffled_sig_mlp"].metrics
+    assert sig["micro_auprc"] > shuf["micro_auprc"] + 0.3, (sig, shuf)
+    assert sig["top1_acc"] > 0.8 and res["sig_logreg"].metrics["top1_acc"] > 0.8
+    assert res["sig_mlp"].n_eval == res["shuffled_sig_mlp"].n_eval  # the same rows
+    assert shuf["micro_auprc"] < res["frequency_prior"].metrics["micro_auprc"] + 0.15
+
+
+def test_signature_task_baselines_on_unseen_cell_lines() -> None:
+    data, maps = toy_graph(n_compounds=150, signal="signature", n_cells=5)
+    task = make_signature_task(data, maps, split="cell_line", seed=0)
+    res = _by_name(run_baselines(task, seed=0, epochs=100))
+    assert set(res) == {"frequency_prior", "sig_logreg", "sig_mlp", "shuffled_sig_mlp"}
+    assert res["sig_mlp"].metrics["top1_acc"] > 0.8
+    assert res["sig_mlp"].n_eval == task.split.test.numel()
+
+
+def test_target_baselines_degree_ranks_high_degree_genes_first() -> None:
+    data, maps = toy_graph(n_compounds=150, signal="fingerprint")
+    task = make_target_task(data, maps, split="random", seed=0)
+    deg = gene_degree(task.graph)
+    n = task.graph["Gene"].num_nodes
+    expected = torch.zeros(n)
+    for et in task.graph.edge_types:
+        if et[0] == "Gene":  # every relation has a reverse, so counting sources counts each edge once
+            expected += torch.bincount(task.graph[et].edge_index[0], minlength=n).float()
+    assert torch.equal(deg, expected)
+    assert deg[n - 1] > deg[32:n - 1].max()  # the INTERACTS_WITH hub among the genes off signatures/targets
+    res = _by_name(run_baselines(task, seed=0, epochs=100))
+    top = res["degree"].scores[0].argsort(descending=True)
+    assert torch.equal(deg[top], deg.sort(descending=True).values)
+    assert {"frequency_prior", "degree", "tanimoto_knn", "fp_mlp"} <= set(res)
+    # fingerprints carry the class and the class fixes the target genes
+    assert res["tanimoto_knn"].metrics["mrr"] > res["frequency_prior"].metrics["mrr"] + 0.1
+    for r in res.values():
+        assert 0 <= r.metrics["hits@10"] <= 1 and r.metrics["n_pairs"] > 0
+
+
+# ------------------------------------------------------------------------------------------ noise
+def _labels(n: int = 100, c: int = 5, seed: int = 0) -> torch.Tensor:
+    y = torch.zeros(n, c)
+    y[torch.arange(n), torch.arange(n) % c] = 1
+    y[::10, (torch.arange(0, n, 10) + 1) % c] = 1  # some multi-label rows
+    return y
+
+
+def test_flip_labels_uniform_exact_count_train_rows_only() -> None:
+    y = _labels()
+    train, rest = torch.arange(0, 70), torch.arange(70, 100)
+    for p in (0.0, 0.2, 0.4):
+        noisy, rep = flip_labels_report(y, train, p, "uniform", seed=3)
+        changed = (noisy != y).any(1)
+        assert int(changed.sum()) == round(p * 70) == rep.rows.numel()
+        assert not changed[rest].any()
+        assert torch.equal(noisy.sum(1), y.sum(1))  # one label moved, none added or lost
+        assert (y[rep.rows, rep.old] == 1).all() and (y[rep.rows, rep.new] == 0).all()
+    assert torch.equal(flip_labels(y, train, 0.3, seed=1), flip_labels(y, train, 0.3, seed=1))
+    assert not torch.equal(flip_labels(y, train, 0.3, seed=1), flip_labels(y, train, 0.3, seed=2))
+
+
+def test_flip_labels_structured_goes_to_target_sharing_moas() -> None:
+    # classes 0-1-2 share targets pairwise along a chain, 3 and 4 share with nobody
+    share = torch.zeros(5, 5, dtype=torch.bool)
+    share[0, 1] = share[1, 0] = share[1, 2] = share[2, 1] = True
+    y = torch.zeros(60, 5)
+    y[torch.arange(60), torch.arange(60) % 3] = 1  # only classes 0..2 present
+    train = torch.arange(40)
+    noisy, rep = flip_labels_report(y, train, 0.5, "structured", seed=0, shares_target=share)
+    assert rep.rows.numel() == 20 and rep.n_fallback == 0
+    assert share[rep.old, rep.new].all()
+    assert not (noisy[40:] != y[40:]).any()
+    # where too few rows have a sharing class, the rest fall back to uniform (and are counted)
+    y2 = torch.zeros(10, 5)
+    y2[:, 3] = 1
+    y2[:2, 3], y2[:2, 0] = 0, 1
+    _, rep2 = flip_labels_report(y2, torch.arange(10), 0.5, "structured", seed=0, shares_target=share)
+    assert rep2.rows.numel() == 5 and rep2.n_fallback == 3
+    assert set(rep2.rows[:2].tolist()) == {0, 1} and share[rep2.old[:2], rep2.new[:2]].all()
+    with pytest.raises(ValueError, match="shares_target"):
+        flip_labels(y, train, 0.1, "structured")
+
+
+def test_target_sharing_from_targets_edges() -> None:
+    y = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]], dtype=torch.float)
+    targets = torch.tensor([[0, 1, 2, 3], [5, 5, 7, 8]])  # compounds 0 and 1 both hit gene 5
+    share = target_sharing(y, targets, n_genes=10)
+    assert share.tolist() == [[False, True, False], [True, False, False], [False, False, False]]
+    # only training rows count: without compound 1, class 1 has no targets
+    assert not target_sharing(y, targets, 10, rows=torch.tensor([0, 2, 3])).any()
