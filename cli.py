@@ -11,6 +11,7 @@ import typer
 
 from moakg.console import connect, fail, print_table
 from moakg.ingest.commands import ingest_app
+from moakg.kg.export import add_cli as add_export_cli
 from moakg.kg.local_server import LocalNeo4j, LocalNeo4jError, build_launcher
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app.add_typer(neo4j_app, name="neo4j")
 app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(query_app, name="query")
+add_export_cli(app)
 
 HomeOpt = Annotated[
     Path | None,
