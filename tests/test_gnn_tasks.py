@@ -21,6 +21,7 @@ from moakg.gnn.tasks import (
     make_signature_task,
     make_target_task,
 )
+from moakg.kg.connection import Neo4jConnection
 
 SCAFFOLDS = ["c1ccccc1", "c1ccncc1", "C1CCCCC1", "c1ccc2ccccc2c1", "c1ccoc1", "c1ccsc1", "C1CCNCC1",
              "n1ccncc1", "C1CCOC1", "c1ccc2[nH]ccc2c1", "C1CC1", "c1ccc(-c2ccccc2)cc1", "O=C1CCCN1",
@@ -335,3 +336,60 @@ def test_scaffold_split_needs_smiles() -> None:
     task = make_moa_task(data, maps, split="scaffold", smiles=toy_graph()[1].smiles)
     assert isinstance(task, MoATask) and task.split.method == "scaffold"
     assert isinstance(make_target_task(data, maps), TargetTask)
+
+
+# ------------------------------------------------------------------------------------------ real Neo4j demo
+def test_demo_graph_tasks_match_cypher_counts_and_do_not_leak(conn: Neo4jConnection) -> None:
+    """The bundled demo in the real Neo4j -> export -> both tasks, scaffold split, both settings."""
+    from pathlib import Path
+
+    from moakg.ingest.commands import adapters_from_config
+    from moakg.ingest.runner import run_adapters
+    from moakg.kg.export import export_heterodata
+
+    demo = Path(__file__).resolve().parents[1] / "demo" / "sources.toml"
+    run_adapters(conn, adapters_from_config(demo), progress=False)
+    data, maps = export_heterodata(conn, cache=False, progress=False)
+    rows = conn.query("MATCH (c:Compound) RETURN c.id AS id, c.smiles AS smiles")
+    by_id = {r["id"]: r["smiles"] for r in rows}
+    smiles = [by_id.get(k) for k in maps.keys["Compound"]]
+    k = 5
+    classes = conn.query(
+        "MATCH (m:MoA)<-[:HAS_MOA]-(c:Compound) WITH m, count(DISTINCT c) AS n WHERE n >= $k "
+        "RETURN collect(m.name) AS names", k=k)[0]["names"]
+    counts = conn.query(
+        "MATCH (m:MoA)<-[:HAS_MOA]-(c:Compound) WHERE m.name IN $names "
+        "RETURN count(DISTINCT c) AS compounds, count(DISTINCT [c.id, m.name]) AS pairs", names=classes)[0]
+    targets = conn.query("MATCH (c:Compound)-[:TARGETS]->(g:Gene) "
+                         "RETURN count(DISTINCT c) AS compounds, count(DISTINCT [c.id, g.symbol]) AS pairs"
+                         )[0]
+    for setting in ("phenotype", "known_targets"):
+        moa = make_moa_task(data, maps, split="scaffold", seed=0, min_per_class=k, setting=setting,
+                            smiles=smiles)
+        assert_no_leakage(moa)
+        assert sorted(moa.classes) == sorted(classes) and len(classes) >= 5
+        assert int(moa.labelled.sum()) == counts["compounds"] and int(moa.y.sum()) == counts["pairs"]
+        s = moa.split
+        assert s.train.numel() + s.val.numel() + s.test.numel() == counts["compounds"] and s.test.numel() > 0
+        scaf = {p: {murcko_scaffold(smiles[i]) or f"none{i}" for i in getattr(s, p).tolist()}
+                for p in ("train", "test")}
+        assert not scaf["train"] & scaf["test"]
+        held = torch.cat([s.val, s.test]).tolist()
+        labels = moa.y[held].nonzero()  # [(row in held, class)]
+        held_labels = [(held[r], int(moa.class_nodes[j])) for r, j in labels.tolist()]
+        _held_pairs_absent(moa.graph, "Compound", "MoA", held_labels)
+        test = set(s.test.tolist())
+        test_targets = {(x, y) for _, x, y in _pairs_in_graph(moa.graph, "Compound", "Gene") if x in test}
+        expected = set() if setting == "phenotype" else {
+            (x, y) for _, x, y in _pairs_in_graph(data, "Compound", "Gene") if x in test}
+        assert test_targets == expected and (setting == "phenotype" or expected)
+        tgt = make_target_task(data, maps, split="scaffold", seed=0, setting=setting, smiles=smiles)
+        assert_no_leakage(tgt)
+        assert sum(v.size(1) for v in tgt.pos.values()) == targets["pairs"]
+        n_split = sum(p.numel() for p in (tgt.split.train, tgt.split.val, tgt.split.test))
+        assert n_split == targets["compounds"]
+        _held_pairs_absent(tgt.graph, "Compound", "Gene",
+                           [tuple(p) for p in torch.cat([tgt.pos["val"], tgt.pos["test"]], 1).T.tolist()])
+    # the demo is one L1000 plate: one cell line, so no honest unseen-cell-line split exists
+    with pytest.raises(ValueError, match="cell lines"):
+        make_signature_task(data, maps, split="cell_line")
