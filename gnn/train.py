@@ -256,6 +256,18 @@ def train(task: Any, model_cfg: ModelConfig | None = None, train_cfg: TrainConfi
     return _train_moa(task, graph, encoder, model_cfg, train_cfg, bool(mini), device, gen, y, sample_weight)
 
 
+def init_prior_bias(layer: nn.Linear, y_train: Tensor, eps: float = 1e-3) -> None:
+    """Start the output layer at the training class frequencies: bias = logit(freq) [C].
+
+    With 100+ rare classes and a zero bias every class starts at p = 0.5 and the first many steps only
+    push all outputs down; starting at the frequency prior means the model begins where the
+    frequency baseline ends and spends its steps on what distinguishes compounds.
+    """
+    freq = y_train.float().mean(0).clamp(eps, 1 - eps)
+    with torch.no_grad():
+        layer.bias.copy_(torch.log(freq / (1 - freq)))
+
+
 class _EarlyStop:
     """Keeps the best state dict by validation metric; says when ``patience`` epochs brought nothing."""
 
@@ -300,7 +312,9 @@ def _train_moa(task: Any, graph: HeteroData, encoder: HeteroEncoder, model_cfg: 
     y_clean = task.y.float()
     y_train_all = (y_override if y_override is not None else task.y).float()
     split = task.split
-    model = MoAClassifier(encoder, y_clean.size(1), node_type).to(device)
+    model = MoAClassifier(encoder, y_clean.size(1), node_type)
+    init_prior_bias(model.head[-1], y_train_all[split.train])
+    model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = make_moa_loss(cfg, y_train_all[split.train])
     full_graph = graph if mini else graph.to(device)
