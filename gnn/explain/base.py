@@ -1,0 +1,230 @@
+"""One interface for edge explainers of a trained MoA / target model, and the computation subgraph they
+work on.
+
+An explainer answers: which message edges around compound ``c`` made the model predict ``target``?
+``target`` is ``('moa', class_idx)`` (a column of :class:`~moakg.gnn.models.MoAClassifier`) or
+``('target', gene_idx)`` (the link logit of :class:`~moakg.gnn.models.TargetLinkPredictor` for gene
+``gene_idx``). Every explainer returns non-negative importances, one ``[E_t]`` tensor per edge type ``t`` of
+the computation subgraph (:class:`CompSubgraph`), so a new method is one new :class:`EdgeExplainer` class.
+
+The computation subgraph of a ``k``-layer model around seed nodes keeps exactly the message edges that can
+reach a seed within ``k`` layers: edge ``u -> v`` is kept when ``v`` is at most ``k - 1`` incoming hops from
+a seed. That gives the seeds the same embeddings as the full graph (every node within ``k - 1`` hops keeps
+all its in-edges, so mean aggregation sees the same neighbours) at a fraction of the cost, and every kept
+edge type has a gradient path to the output (PyG's explainers raise on edge types without one).
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+
+from moakg.gnn.models import HeteroEncoder, MoAClassifier, TargetLinkPredictor, message_edge_types
+
+EdgeType = tuple[str, str, str]
+#: ('moa', class index) or ('target', gene index)
+Target = tuple[str, int]
+
+
+def encoder_of(model: nn.Module) -> HeteroEncoder:
+    enc = getattr(model, "encoder", None)
+    if not isinstance(enc, HeteroEncoder):
+        raise TypeError(f"expected a MoAClassifier or TargetLinkPredictor, got {type(model).__name__}")
+    return enc
+
+
+def model_depth(model: nn.Module) -> int:
+    """Number of message-passing layers: how far a message can travel to the explained node."""
+    return len(encoder_of(model).convs)
+
+
+@dataclass
+class CompSubgraph:
+    """The ``k``-hop computation subgraph of a compound (and, for a target, of the gene too).
+
+    Attributes:
+        graph: HeteroData with every node type of the model; ``graph[t].n_id`` [n_t] global indices
+            (sorted), ``graph[t].x`` sliced for featured types, only the kept message edges.
+        compound: local index of the explained compound in ``graph['Compound']``.
+        gene: local index of the target gene in ``graph['Gene']`` (``-1`` for MoA targets).
+        edge_ids: ``{edge type: [E_t]}`` positions of the kept edges in the source graph's edge type,
+            so importances can be mapped back to the full graph.
+        depth: ``k``, the model depth the subgraph was cut for.
+    """
+
+    graph: HeteroData
+    compound: int
+    gene: int
+    edge_ids: dict[EdgeType, Tensor]
+    depth: int
+
+    @property
+    def edge_types(self) -> list[EdgeType]:
+        """Edge types with at least one kept edge."""
+        return [et for et in self.graph.edge_types if self.graph[et].edge_index.size(1) > 0]
+
+    def num_edges(self) -> int:
+        return sum(int(self.graph[et].edge_index.size(1)) for et in self.graph.edge_types)
+
+    def global_id(self, node_type: str, local: int) -> int:
+        return int(self.graph[node_type].n_id[local])
+
+
+def computation_subgraph(graph: HeteroData, compound: int, depth: int,
+                         gene: int | None = None) -> CompSubgraph:
+    """Cut the ``depth``-layer computation subgraph of ``compound`` (and ``gene``) out of ``graph``.
+
+    ``graph`` is the message-passing graph (label edges are ignored). Distances are counted along message
+    direction (incoming edges), which is what a ``depth``-layer encoder reads.
+    """
+    edge_types = message_edge_types(graph)
+    inf = depth + 1
+    dist = {t: torch.full((int(graph[t].num_nodes),), inf, dtype=torch.long) for t in graph.node_types}
+    dist["Compound"][compound] = 0
+    if gene is not None and gene >= 0:
+        dist["Gene"][gene] = 0
+    for hop in range(1, depth):  # nodes at distance <= depth - 1 are the ones whose in-edges count
+        for et in edge_types:
+            src, _, dst = et
+            ei = graph[et].edge_index
+            hit = dist[dst][ei[1]] == hop - 1
+            if hit.any():
+                s = ei[0, hit]
+                dist[src][s] = torch.minimum(dist[src][s], torch.full_like(s, hop))
+    keep_nodes = {t: torch.zeros(int(graph[t].num_nodes), dtype=torch.bool) for t in graph.node_types}
+    for t, d in dist.items():
+        keep_nodes[t] |= d <= depth - 1
+    kept_edges: dict[EdgeType, Tensor] = {}
+    for et in edge_types:
+        src, _, dst = et
+        ei = graph[et].edge_index
+        ids = (dist[dst][ei[1]] <= depth - 1).nonzero().view(-1)
+        kept_edges[et] = ids
+        keep_nodes[src][ei[0, ids]] = True
+        keep_nodes[dst][ei[1, ids]] = True
+    node_idx = {t: m.nonzero().view(-1) for t, m in keep_nodes.items()}
+    sub = HeteroData()
+    for t in graph.node_types:
+        idx = node_idx[t]
+        sub[t].num_nodes = int(idx.numel())
+        sub[t].n_id = idx
+        store = graph[t]
+        if "x" in store:
+            sub[t].x = store.x[idx]
+    local = {t: torch.full((int(graph[t].num_nodes),), -1, dtype=torch.long) for t in graph.node_types}
+    for t, idx in node_idx.items():
+        local[t][idx] = torch.arange(idx.numel())
+    for et, ids in kept_edges.items():
+        src, _, dst = et
+        ei = graph[et].edge_index[:, ids]
+        sub[et].edge_index = torch.stack([local[src][ei[0]], local[dst][ei[1]]])
+    c_local = int(local["Compound"][compound])
+    g_local = int(local["Gene"][gene]) if gene is not None and gene >= 0 else -1
+    return CompSubgraph(sub, c_local, g_local, kept_edges, depth)
+
+
+class ExplainedModel(nn.Module):
+    """The model as PyG's ``Explainer`` wants it: ``forward(x_dict, edge_index_dict) -> [N, 1]`` raw logits.
+
+    Only the explained edge types come in through ``edge_index_dict`` (so PyG puts masks on exactly those);
+    every other edge type of ``template`` is added back unmasked. Row ``i`` of the output is the logit of
+    ``target`` for compound ``i`` (MoA class, or the link to the fixed target gene). Featureless node types
+    read their global ids from ``template[t].n_id``; their entries of ``x_dict`` are placeholders.
+    """
+
+    def __init__(self, model: nn.Module, template: HeteroData, target: Target, gene_local: int = -1) -> None:
+        super().__init__()
+        # Empty edge types are dropped: each one still costs a conv call per layer and carries nothing.
+        template = copy.copy(template)
+        for et in [et for et in template.edge_types if template[et].edge_index.size(1) == 0]:
+            del template[et]
+        self.model, self.template, self.target, self.gene_local = model, template, target, gene_local
+        if target[0] == "moa" and not isinstance(model, MoAClassifier):
+            raise TypeError("an ('moa', class) target needs a MoAClassifier")
+        if target[0] == "target" and not isinstance(model, TargetLinkPredictor):
+            raise TypeError("a ('target', gene) target needs a TargetLinkPredictor")
+
+    def build_graph(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]) -> HeteroData:
+        g = copy.copy(self.template)
+        for t in g.node_types:
+            if "x" in g[t] and t in x_dict:
+                g[t].x = x_dict[t]
+        for et, ei in edge_index_dict.items():
+            g[et].edge_index = ei
+        return g
+
+    def forward(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]) -> Tensor:
+        g = self.build_graph(x_dict, edge_index_dict)
+        kind, idx = self.target
+        if kind == "moa":
+            return self.model(g)[:, idx : idx + 1]
+        h = self.model(g)
+        comp = torch.arange(h["Compound"].size(0), device=h["Compound"].device)
+        gene = torch.full_like(comp, self.gene_local)
+        glob = torch.full_like(comp, idx)
+        return self.model.score(h, comp, gene, glob).unsqueeze(-1)
+
+
+def model_inputs(sub: CompSubgraph) -> tuple[dict[str, Tensor], dict[EdgeType, Tensor]]:
+    """``(x_dict, edge_index_dict)`` for :class:`ExplainedModel` over the explained (non-empty) edge types.
+
+    Featureless types get a ``[n_t, 1]`` placeholder (PyG sizes its masks from ``x_dict``).
+    """
+    g = sub.graph
+    x = {t: g[t].x if "x" in g[t] else torch.zeros(int(g[t].num_nodes), 1) for t in g.node_types}
+    return x, {et: g[et].edge_index for et in sub.edge_types}
+
+
+def predict(model: nn.Module, sub: CompSubgraph, target: Target,
+            edge_index_dict: dict[EdgeType, Tensor] | None = None) -> float:
+    """Probability (sigmoid of the logit) of ``target`` for the subgraph's compound, optionally with the
+    explained edges replaced by ``edge_index_dict`` (edge types left out keep the template's edges)."""
+    wrapped = ExplainedModel(model, sub.graph, target, sub.gene)
+    x, ei = model_inputs(sub)
+    if edge_index_dict is not None:
+        ei = {**ei, **edge_index_dict}
+    model.eval()
+    with torch.no_grad():
+        return float(torch.sigmoid(wrapped(x, ei)[sub.compound, 0]))
+
+
+class EdgeExplainer(ABC):
+    """Edge importances for one prediction. Subclasses set ``name`` and implement :meth:`explain_sub`."""
+
+    name: str = "base"
+
+    def explain(self, model: nn.Module, graph: HeteroData, index: int,
+                target: Target) -> dict[EdgeType, Tensor]:
+        """Importances ``{edge type: [E_t] >= 0}`` on the computation subgraph of compound ``index``.
+
+        ``graph`` is the message-passing graph the model was trained on (task graph); use
+        :meth:`explain_with_subgraph` to also get the subgraph the tensors index into.
+        """
+        return self.explain_with_subgraph(model, graph, index, target)[0]
+
+    def explain_with_subgraph(self, model: nn.Module, graph: HeteroData, index: int,
+                              target: Target) -> tuple[dict[EdgeType, Tensor], CompSubgraph]:
+        gene = target[1] if target[0] == "target" else None
+        sub = computation_subgraph(graph, index, model_depth(model), gene)
+        model.eval()
+        if not sub.edge_types:  # no edge reaches the compound: nothing to explain
+            return {}, sub
+        imp = self.explain_sub(model, sub, target)
+        out = {}
+        for et in sub.edge_types:
+            v = imp.get(et)
+            n = sub.graph[et].edge_index.size(1)
+            v = torch.zeros(n) if v is None else v.detach().float().cpu().abs().view(-1)
+            if v.numel() != n:
+                raise RuntimeError(f"{self.name}: {et} importance has {v.numel()} values, expected {n}")
+            out[et] = torch.nan_to_num(v, nan=0.0)
+        return out, sub
+
+    @abstractmethod
+    def explain_sub(self, model: nn.Module, sub: CompSubgraph, target: Target) -> dict[EdgeType, Tensor]:
+        """Importances on ``sub.graph``'s explained edge types (``sub.edge_types``); signs are dropped."""
