@@ -1,4 +1,4 @@
-"""The `moakg` command line: `moakg neo4j ...`, `moakg db ...`, `moakg ingest ...`, `moakg query ...`."""
+"""The `moakg` command line: neo4j, db, ingest, export, train, explain and query sub-commands."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from moakg.console import connect, fail, print_table
+from moakg.gnn.cli import add_cli as add_train_cli
+from moakg.gnn.explain.cli import add_cli as add_explain_cli
 from moakg.ingest.commands import ingest_app
 from moakg.kg.export import add_cli as add_export_cli
 from moakg.kg.local_server import LocalNeo4j, LocalNeo4jError, build_launcher
@@ -30,6 +32,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(query_app, name="query")
 add_export_cli(app)
+add_train_cli(app)
+add_explain_cli(app)
 
 HomeOpt = Annotated[
     Path | None,
