@@ -110,3 +110,21 @@ def explanation_counts(conn: Neo4jConnection) -> dict[str, int]:
          "CALL () { MATCH (:Explanation)-[r:EXPLAINS|FOR|HAS_PATH]->() RETURN count(r) AS links } "
          "RETURN explanations, paths, steps, links")
     return dict(conn.query(q)[0])
+
+
+def browser_query(run: str = "", compound: str = "", top: int = 5) -> str:
+    """``queries/explanation_paths.cypher`` with its parameters written in, comments stripped, ready to be
+    typed into the Neo4j Browser (which then draws the ``path`` column); ``''`` means every run/compound."""
+    import json
+
+    from moakg.kg.queries import load_query
+
+    text = "\n".join(line for line in load_query("explanation_paths").text.splitlines()
+                     if not line.lstrip().startswith("//"))
+    # json.dumps quotes and escapes like a Cypher double-quoted string literal
+    return (text.replace("$run", json.dumps(run)).replace("$compound", json.dumps(compound))
+            .replace("$top", str(int(top))))
+
+
+#: every stored explanation path (top 5 per explanation), for the Browser screenshot test
+EXPLANATION_PATHS_BROWSER_QUERY = browser_query()

@@ -139,10 +139,8 @@ class ExplainedModel(nn.Module):
 
     def __init__(self, model: nn.Module, template: HeteroData, target: Target, gene_local: int = -1) -> None:
         super().__init__()
-        # Empty edge types are dropped: each one still costs a conv call per layer and carries nothing.
-        template = copy.copy(template)
-        for et in [et for et in template.edge_types if template[et].edge_index.size(1) == 0]:
-            del template[et]
+        # Empty edge types stay: a SAGEConv with no edges still adds its root term lin_r(x_dst) + bias to
+        # every destination node, so dropping them would change the prediction.
         self.model, self.template, self.target, self.gene_local = model, template, target, gene_local
         if target[0] == "moa" and not isinstance(model, MoAClassifier):
             raise TypeError("an ('moa', class) target needs a MoAClassifier")
