@@ -56,6 +56,8 @@ _H = {
     "top_k": "Predictions written per test compound.",
     "out": "Runs directory (default $MOAKG_HOME/runs).",
     "no_baselines": "Skip the baselines.",
+    "gce_q": "GCE exponent q in (0, 1]: 0 -> BCE, 1 -> MAE (robust, slow to fit rare classes).",
+    "baseline_epochs": "Epochs of the MLP / logistic-regression baselines.",
     "no_write": "Do not write the ModelRun to Neo4j.",
 }
 
@@ -106,6 +108,8 @@ def add_cli(app: typer.Typer) -> None:
         top_k: Annotated[int, typer.Option(help=_H["top_k"])] = 10,
         out: Annotated[Path | None, typer.Option(help=_H["out"])] = None,
         no_baselines: Annotated[bool, typer.Option("--no-baselines", help=_H["no_baselines"])] = False,
+        gce_q: Annotated[float, typer.Option(help=_H["gce_q"])] = 0.3,
+        baseline_epochs: Annotated[int, typer.Option(help=_H["baseline_epochs"])] = 200,
         no_write: Annotated[bool, typer.Option("--no-write", help=_H["no_write"])] = False,
     ) -> None:
         from moakg.gnn.run import ExperimentConfig, run_experiment
@@ -136,6 +140,8 @@ def add_cli(app: typer.Typer) -> None:
             top_k=top_k,
             out=out,
             baselines=not no_baselines,
+            baseline_epochs=baseline_epochs,
+            gce_q=gce_q,
             write=not no_write,
         )
         try:

@@ -66,7 +66,10 @@ class ExperimentConfig:
     weight_decay: float = 0.0
     min_per_class: int = 5
     loss: str = "bce"
-    gce_q: float = 0.7
+    # q = 0.7 (the paper's value for single-label softmax) leaves the rare positives of 100+ one-vs-rest
+    # MoA columns almost no gradient (p^q at p ~ 0.01); on the demo graph it never left the prior, while
+    # q = 0.3 trains like BCE on clean labels (micro AUPRC 0.50 vs 0.53, sage, 40 epochs).
+    gce_q: float = 0.3
     label_noise: tuple[float, ...] = ()
     noise_modes: tuple[str, ...] = NOISE_MODES
     quality_weights: bool = False
@@ -209,7 +212,8 @@ def _sample_weights(cfg: ExperimentConfig, task: Any, maps: Any) -> Tensor | Non
 
 def run_id_for(cfg: ExperimentConfig, setting: str, kind: str, version: Sequence[str]) -> str:
     """Deterministic run id: the same config on the same graph is the same run (idempotent re-runs)."""
-    skip = ("out", "write", "models", "settings", "device")
+    # Where results go, the device and the baselines do not change the GNN: not part of the id.
+    skip = ("out", "write", "models", "settings", "device", "baselines", "baseline_epochs")
     keep = {k: v for k, v in cfg.as_dict().items() if k not in skip}
     blob = json.dumps([keep, setting, kind, list(version)], sort_keys=True, default=str)
     return f"{cfg.task}-{kind}-{setting}-{cfg.split}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"

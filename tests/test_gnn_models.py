@@ -57,7 +57,8 @@ def toy_graph(n_comp: int = 60, n_sig: int = 80, n_gene: int = 30, n_go: int = 2
     d["Signature"].x = torch.randn(n_sig, 978, generator=g)
 
     def rnd(n_a: int, n_b: int, e: int) -> torch.Tensor:
-        return torch.stack([torch.randint(0, n_a, (e,), generator=g), torch.randint(0, n_b, (e,), generator=g)])
+        a, b = torch.randint(0, n_a, (e,), generator=g), torch.randint(0, n_b, (e,), generator=g)
+        return torch.stack([a, b])
 
     comp = torch.arange(n_comp)
     block = n_gene // n_moa
