@@ -13,11 +13,10 @@ setup:  ## venv + Python deps + Neo4j jars (Maven, cached in ~/.m2)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(MOAKG) neo4j build
 
-demo:  ## the main job on the bundled demo data, against the local Neo4j (or NEO4J_URI)
+demo:  ## the main job on the bundled demo data: ingest, train, explain, summary (local Neo4j or NEO4J_URI)
 	$(MOAKG) neo4j start
 	$(MOAKG) db init
-	$(MOAKG) ingest all --config demo/sources.toml
-	@echo "Next: $(MOAKG) query run ingest_runs   |   browser: http://127.0.0.1:7474/browser/"
+	$(MOAKG) pipeline --config demo/sources.toml
 
 test:  ## the test suite (starts its own Neo4j on free ports); pytest's exit 5 (no tests) fails too
 	$(PY) -m pytest -q || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc; }

@@ -15,6 +15,7 @@ from moakg.gnn.explain.cli import add_cli as add_explain_cli
 from moakg.ingest.commands import ingest_app
 from moakg.kg.export import add_cli as add_export_cli
 from moakg.kg.local_server import LocalNeo4j, LocalNeo4jError, build_launcher
+from moakg.pipeline import add_cli as add_pipeline_cli
 
 app = typer.Typer(
     help="moakg: predict and explain a drug's mechanism of action and targets from L1000 signatures, "
@@ -34,6 +35,7 @@ app.add_typer(query_app, name="query")
 add_export_cli(app)
 add_train_cli(app)
 add_explain_cli(app)
+add_pipeline_cli(app)
 
 HomeOpt = Annotated[
     Path | None,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,13 +157,19 @@ def _make_path(nodes: tuple[Node, ...], steps: tuple[tuple[str, bool, float, lis
     )
 
 
+#: node labels a path should end at to count as evidence for a prediction
+EVIDENCE_LABELS = frozenset({"Gene", "GOTerm"})
+
+
 def top_k_paths(wg: WeightedGraph, start: Node, k: int = 5, max_length: int = 3, end: Node | None = None,
                 keys: dict[str, list[str]] | None = None,
-                max_expansions: int = 200_000) -> list[ExplanationPath]:
+                max_expansions: int = 200_000,
+                end_labels: Collection[str] | None = None) -> list[ExplanationPath]:
     """The ``k`` best simple paths from ``start`` (length ``1..max_length``) by geometric-mean weight.
 
-    With ``end``, only paths ending at ``end`` count (e.g. the predicted target gene). Ties are broken by
-    length, then by the node sequence, so the result is deterministic.
+    With ``end``, only paths ending at ``end`` count (e.g. the predicted target gene); with
+    ``end_labels``, only paths ending at a node of one of those labels. Ties are broken by length, then
+    by the node sequence, so the result is deterministic.
     """
     if k <= 0 or max_length <= 0 or start not in wg.adj:
         return []
@@ -174,7 +181,8 @@ def top_k_paths(wg: WeightedGraph, start: Node, k: int = 5, max_length: int = 3,
         cost, _, nodes, steps = heapq.heappop(heap)
         length = len(steps)
         if length:
-            if (end is None or nodes[-1] == end) and len(found[length]) < k:
+            ends_ok = end_labels is None or nodes[-1][0] in end_labels
+            if (end is None or nodes[-1] == end) and ends_ok and len(found[length]) < k:
                 found[length].append(_make_path(nodes, steps, keys))
             if all(len(v) >= k for v in found.values()):
                 break
@@ -219,7 +227,10 @@ def explain_paths(sub: CompSubgraph, importance: dict[EdgeType, Tensor], target:
     """Top-``k`` paths of an explanation on ``sub`` (see the module docstring for score and search)."""
     wg = build_weighted_graph(sub, importance)
     start = ("Compound", sub.global_id("Compound", sub.compound))
-    paths = top_k_paths(wg, start, k, max_length, keys=keys)
+    # Paths that end in evidence (a gene, a GO term) first: a path that stops at a signature or at the
+    # cell line all signatures share says little; fall back to them only when nothing else is reachable.
+    paths = top_k_paths(wg, start, k, max_length, keys=keys, end_labels=EVIDENCE_LABELS)
+    paths = paths or top_k_paths(wg, start, k, max_length, keys=keys)
     to_target: list[ExplanationPath] = []
     if target[0] == "target":
         to_target = top_k_paths(wg, start, k, max_length, end=("Gene", int(target[1])), keys=keys)
