@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from moakg.benchmarks.common import bench_connection, clear
+from moakg.benchmarks.common import PEAK_RSS_SNIPPET, bench_connection, clear
 from moakg.ingest.commands import adapters_from_config
 from moakg.ingest.runner import run_adapters
 from moakg.kg.schema import init_schema
@@ -127,13 +127,9 @@ READERS = {
     ),
 }
 
-# Peak RSS is read from VmHWM after resetting it (clear_refs 5): Linux copies the parent's high-water
-# mark into a forked child, so ru_maxrss would report the benchmark process's own peak.
-CHILD = """
+CHILD = PEAK_RSS_SNIPPET + """
 import json, sys, time
 import h5py, numpy as np, pandas as pd
-with open('/proc/self/clear_refs', 'w') as f:
-    f.write('5')
 path, chunk = sys.argv[1], int(sys.argv[2])
 with h5py.File(path, 'r') as f:
     rids = [r.decode() for r in f['/0/META/ROW/id'][:]]
@@ -142,8 +138,7 @@ t0 = time.perf_counter()
 checksum = None
 {body}
 dt = time.perf_counter() - t0
-hwm = next(int(ln.split()[1]) for ln in open('/proc/self/status') if ln.startswith('VmHWM:'))
-print(json.dumps({{"seconds": dt, "maxrss_mb": hwm / 1024, "checksum": checksum}}))
+print(json.dumps({{"seconds": dt, "maxrss_mb": peak_rss_mb(), "checksum": checksum}}))
 """
 
 

@@ -1,4 +1,4 @@
-"""What the benchmarks share: a Neo4j to measure against."""
+"""What the benchmarks share: a Neo4j to measure against, and peak-memory measurement in children."""
 
 from __future__ import annotations
 
@@ -35,3 +35,15 @@ def clear(conn: Neo4jConnection) -> None:
         s.run("MATCH (n) WHERE NOT n:SchemaVersion CALL (n) { DETACH DELETE n } IN TRANSACTIONS").consume()
 
 
+
+
+#: Python source for a child process: resets the peak RSS at its start and defines ``peak_rss_mb()``.
+#: Linux copies the parent's high-water mark into a forked child, so ``ru_maxrss`` would report the
+#: benchmark process's own peak; ``clear_refs 5`` resets it and ``VmHWM`` reads it back.
+PEAK_RSS_SNIPPET = """
+with open('/proc/self/clear_refs', 'w') as _f:
+    _f.write('5')
+def peak_rss_mb():
+    with open('/proc/self/status') as _f:
+        return next(int(ln.split()[1]) for ln in _f if ln.startswith('VmHWM:')) / 1024
+"""
