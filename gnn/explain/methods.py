@@ -76,6 +76,25 @@ def _masks(explanation: object, edge_types: list[EdgeType]) -> dict[EdgeType, Te
     return out
 
 
+def _explain_with_pyg(model: nn.Module, sub: CompSubgraph, target: Target, algorithm: nn.Module,
+                      mode: str) -> dict[EdgeType, Tensor]:
+    """Run a PyG explainer ``algorithm`` on the wrapped model over ``sub``; importances per edge type.
+
+    Leftover masks are removed before and after: once GNNExplainer has set a Parameter mask, PyG wraps
+    later masks into new Parameters and Captum then fails with "differentiated Tensor ... not used".
+    """
+    _check_maskable(model)
+    wrapped = ExplainedModel(model, sub.graph, target, sub.gene)
+    explainer = _pyg_explainer(wrapped, algorithm, mode)
+    x, ei = model_inputs(sub)
+    _reset_masks(wrapped)
+    try:
+        expl = explainer(x, ei, index=sub.compound)
+    finally:
+        _reset_masks(wrapped)
+    return _masks(expl, list(ei))
+
+
 class GNNExplainerMethod(EdgeExplainer):
     """PyG ``GNNExplainer`` with an object-level edge mask (``epochs`` optimisation steps, Adam ``lr``)."""
 
@@ -85,18 +104,9 @@ class GNNExplainerMethod(EdgeExplainer):
         self.epochs, self.lr, self.seed = epochs, lr, seed
 
     def explain_sub(self, model: nn.Module, sub: CompSubgraph, target: Target) -> dict[EdgeType, Tensor]:
-        _check_maskable(model)
         torch.manual_seed(self.seed)  # the mask starts random: seeded for reproducible explanations
-        wrapped = ExplainedModel(model, sub.graph, target, sub.gene)
-        explainer = _pyg_explainer(wrapped, GNNExplainer(epochs=self.epochs, lr=self.lr),
-                                   "binary_classification")
-        x, ei = model_inputs(sub)
-        _reset_masks(wrapped)
-        try:
-            expl = explainer(x, ei, index=sub.compound)
-        finally:
-            _reset_masks(wrapped)
-        return _masks(expl, list(ei))
+        algorithm = GNNExplainer(epochs=self.epochs, lr=self.lr)
+        return _explain_with_pyg(model, sub, target, algorithm, "binary_classification")
 
 
 class IntegratedGradientsMethod(EdgeExplainer):
@@ -108,17 +118,8 @@ class IntegratedGradientsMethod(EdgeExplainer):
         self.n_steps = n_steps
 
     def explain_sub(self, model: nn.Module, sub: CompSubgraph, target: Target) -> dict[EdgeType, Tensor]:
-        _check_maskable(model)
-        wrapped = ExplainedModel(model, sub.graph, target, sub.gene)
-        explainer = _pyg_explainer(wrapped, CaptumExplainer("IntegratedGradients", n_steps=self.n_steps),
-                                   "regression")
-        x, ei = model_inputs(sub)
-        _reset_masks(wrapped)
-        try:
-            expl = explainer(x, ei, index=sub.compound)
-        finally:
-            _reset_masks(wrapped)
-        return _masks(expl, list(ei))
+        algorithm = CaptumExplainer("IntegratedGradients", n_steps=self.n_steps)
+        return _explain_with_pyg(model, sub, target, algorithm, "regression")
 
 
 class SaliencyMethod(EdgeExplainer):
