@@ -57,3 +57,37 @@ def test_ingest_all_reports_bad_config_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"{bad}, section [nonsense]: unknown source" in result.output
     assert "Traceback" not in result.output
+
+
+def test_main_job_pipeline_trains_explains_and_points_at_the_cypher(
+    demo_conn: Neo4jConnection, neo4j_settings: Neo4jSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEO4J_URI", neo4j_settings.uri)
+    monkeypatch.setenv("NEO4J_PASSWORD", neo4j_settings.password)
+    before = {r["id"] for r in demo_conn.query("MATCH (r:ModelRun) RETURN r.id AS id")}
+    args = ["pipeline", "--config", str(DEMO), "--epochs", "5", "--method", "saliency"]
+    result = CliRunner().invoke(app, args)
+    try:
+        assert result.exit_code == 0, result.output
+        new = [r for r in demo_conn.query("MATCH (r:ModelRun) RETURN r.id AS id") if r["id"] not in before]
+        [run] = [r for r in new if "-phenotype-" in r["id"]]
+        [expl] = demo_conn.query(
+            "MATCH (e:Explanation {run: $run})-[:EXPLAINS]->(c:Compound) "
+            "RETURN e.id AS id, c.id AS compound, COUNT { (e)-[:HAS_PATH]->() } AS paths", run=run["id"])
+        assert expl["paths"] >= 1
+        # The printed next step is a real query that returns the stored paths.
+        line = next(ln for ln in result.output.splitlines() if "query run explanation_paths" in ln)
+        assert f"-p run={run['id']}" in line and f"-p compound={expl['compound']}" in line
+        shown = CliRunner().invoke(app, ["query", "run", "explanation_paths", "-p", f"run={run['id']}",
+                                         "-p", f"compound={expl['compound']}", "-p", "top=5", "-f", "json"])
+        assert shown.exit_code == 0 and shown.output.count('"rank"') == expl["paths"]
+        for step in ("1/3 ingest", "2/3 train", "3/3 explain", "gnn:sage", "frequency_prior", "tanimoto_knn"):
+            assert step in result.output
+    finally:
+        from moakg.kg.explanations import delete_explanations
+        from moakg.kg.writeback import delete_model_run
+
+        for r in demo_conn.query("MATCH (r:ModelRun) RETURN r.id AS id"):
+            if r["id"] not in before:
+                delete_explanations(demo_conn, r["id"])
+                delete_model_run(demo_conn, r["id"])
