@@ -285,6 +285,22 @@ class _EarlyStop:
             self.bad += 1
         return self.bad >= self.patience
 
+    def restore(self, model: nn.Module) -> None:
+        """Load the best state seen back into ``model``."""
+        if self.state is not None:
+            model.load_state_dict(self.state)
+
+
+def _end_epoch(curves: dict[str, list[float]], epoch: int, losses: list[float], val: float, metric: str,
+               cfg: TrainConfig, stop: _EarlyStop, model: nn.Module) -> bool:
+    """Record one epoch's mean loss and validation metric; True when early stopping says stop."""
+    curves["epoch"].append(epoch)
+    curves["loss"].append(float(np.mean(losses)))
+    curves["val"].append(val)
+    if cfg.verbose:
+        print(f"epoch {epoch:4d}  loss {curves['loss'][-1]:.4f}  val {metric} {val:.4f}")
+    return stop.step(epoch, val, model)
+
 
 def _moa_node_type(task: Any) -> str:
     """Signature for the signature-level task (labels on signatures), else Compound."""
@@ -350,17 +366,11 @@ def _train_moa(task: Any, graph: HeteroData, encoder: HeteroEncoder, model_cfg: 
             losses.append(loss.item())
         probs = _moa_predict(model, full_graph, split.val, mini, cfg, device)
         val = moa_eval(y_clean[split.val], probs)["macro_auprc"]
-        curves["epoch"].append(epoch)
-        curves["loss"].append(float(np.mean(losses)))
-        curves["val"].append(float(val))
         epochs_run = epoch
-        if cfg.verbose:
-            print(f"epoch {epoch:4d}  loss {curves['loss'][-1]:.4f}  val macro_auprc {val:.4f}")
-        if stop.step(epoch, float(val), model):
+        if _end_epoch(curves, epoch, losses, float(val), "macro_auprc", cfg, stop, model):
             break
     seconds = time.perf_counter() - t0
-    if stop.state is not None:
-        model.load_state_dict(stop.state)
+    stop.restore(model)
     val_probs = _moa_predict(model, full_graph, split.val, mini, cfg, device)
     test_probs = _moa_predict(model, full_graph, split.test, mini, cfg, device)
     return RunResult(
@@ -465,17 +475,11 @@ def _train_targets(task: Any, graph: HeteroData, encoder: HeteroEncoder, model_c
         val_comp = split.val
         scores = _target_embed(model, eval_graph, val_comp, mini, cfg, device)
         val = target_eval(scores, val_comp, task.pos["val"], pos_train)["mrr"]
-        curves["epoch"].append(epoch)
-        curves["loss"].append(float(np.mean(losses)))
-        curves["val"].append(float(val))
         epochs_run = epoch
-        if cfg.verbose:
-            print(f"epoch {epoch:4d}  loss {curves['loss'][-1]:.4f}  val mrr {val:.4f}")
-        if stop.step(epoch, float(val), model):
+        if _end_epoch(curves, epoch, losses, float(val), "mrr", cfg, stop, model):
             break
     seconds = time.perf_counter() - t0
-    if stop.state is not None:
-        model.load_state_dict(stop.state)
+    stop.restore(model)
     val_scores = _target_embed(model, eval_graph, split.val, mini, cfg, device)
     test_scores = _target_embed(model, eval_graph, split.test, mini, cfg, device)
     return RunResult(
