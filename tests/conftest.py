@@ -40,6 +40,14 @@ def neo4j_settings(neo4j_server: LocalNeo4j) -> Neo4jSettings:
     )
 
 
+@pytest.fixture
+def cli_env(neo4j_settings: Neo4jSettings, monkeypatch: pytest.MonkeyPatch) -> Neo4jSettings:
+    """Point the `moakg` command line (NEO4J_URI, NEO4J_PASSWORD) at the test server."""
+    monkeypatch.setenv("NEO4J_URI", neo4j_settings.uri)
+    monkeypatch.setenv("NEO4J_PASSWORD", neo4j_settings.password)
+    return neo4j_settings
+
+
 @pytest.fixture(scope="session")
 def _session_conn(neo4j_settings: Neo4jSettings) -> Iterator[Neo4jConnection]:
     with Neo4jConnection(neo4j_settings) as c:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from moakg.cli import app
@@ -20,10 +19,7 @@ def _counts(conn: Neo4jConnection) -> dict[str, int]:
     return {r["l"]: r["n"] for r in rows + rels}
 
 
-def test_ingest_all_demo_then_rerun_changes_nothing(conn: Neo4jConnection, neo4j_settings: Neo4jSettings,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NEO4J_URI", neo4j_settings.uri)
-    monkeypatch.setenv("NEO4J_PASSWORD", neo4j_settings.password)
+def test_ingest_all_demo_then_rerun_changes_nothing(conn: Neo4jConnection, cli_env: Neo4jSettings) -> None:
     runner = CliRunner()
     first = runner.invoke(app, ["ingest", "all", "--config", str(DEMO)])
     assert first.exit_code == 0, first.output
@@ -60,10 +56,8 @@ def test_ingest_all_reports_bad_config_in_one_line(tmp_path: Path) -> None:
 
 
 def test_main_job_pipeline_trains_explains_and_points_at_the_cypher(
-    demo_conn: Neo4jConnection, neo4j_settings: Neo4jSettings, monkeypatch: pytest.MonkeyPatch
+    demo_conn: Neo4jConnection, cli_env: Neo4jSettings
 ) -> None:
-    monkeypatch.setenv("NEO4J_URI", neo4j_settings.uri)
-    monkeypatch.setenv("NEO4J_PASSWORD", neo4j_settings.password)
     before = {r["id"] for r in demo_conn.query("MATCH (r:ModelRun) RETURN r.id AS id")}
     args = ["pipeline", "--config", str(DEMO), "--epochs", "5", "--method", "saliency"]
     result = CliRunner().invoke(app, args)

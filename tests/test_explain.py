@@ -249,9 +249,7 @@ def test_write_back_is_idempotent_and_the_query_draws_real_paths(demo: Neo4jConn
 
 # ------------------------------------------------------------------------------------------- CLI
 @pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, neo4j_settings: Neo4jSettings) -> typer.Typer:
-    monkeypatch.setenv("NEO4J_URI", neo4j_settings.uri)
-    monkeypatch.setenv("NEO4J_PASSWORD", neo4j_settings.password)
+def explain_cli(cli_env: Neo4jSettings) -> typer.Typer:
     app = typer.Typer()
 
     @app.command()
@@ -262,7 +260,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, neo4j_settings: Neo4jSettings) -> t
     return app
 
 
-def test_cli_explain_and_evaluate(cli_env: typer.Typer, demo: Neo4jConnection, moa_run: LoadedRun,
+def test_cli_explain_and_evaluate(explain_cli: typer.Typer, demo: Neo4jConnection, moa_run: LoadedRun,
                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The CLI exports the graph itself: point its cache at a fresh folder (not the user's MOAKG_HOME).
     monkeypatch.setenv("MOAKG_HOME", str(tmp_path / "home"))
@@ -270,7 +268,7 @@ def test_cli_explain_and_evaluate(cli_env: typer.Typer, demo: Neo4jConnection, m
     c = _test_compounds_with_signatures(moa_run)[0]
     key = moa_run.maps.keys["Compound"][c]
     png = tmp_path / "paths.png"
-    out = runner.invoke(cli_env, ["explain", "--run", moa_run.run_id, "--compound", key,
+    out = runner.invoke(explain_cli, ["explain", "--run", moa_run.run_id, "--compound", key,
                                   "--method", "saliency", "--top-k", "3", "--plot", str(png)])
     assert out.exit_code == 0, out.output
     assert re.search(r"fidelity\+ [0-9.]+ +fidelity- [0-9.]+", out.output)
@@ -278,9 +276,10 @@ def test_cli_explain_and_evaluate(cli_env: typer.Typer, demo: Neo4jConnection, m
     n = demo.query("MATCH (e:Explanation {run: $run, compound: $c, method: 'saliency'}) RETURN count(e) AS n",
                    run=moa_run.run_id, c=key)[0]["n"]
     assert n == 1
-    bad = runner.invoke(cli_env, ["explain", "--run", moa_run.run_id, "--compound", key, "--target", "EGFR"])
+    args = ["explain", "--run", moa_run.run_id, "--compound", key, "--target", "EGFR"]
+    bad = runner.invoke(explain_cli, args)
     assert bad.exit_code == 1 and "--moa" in bad.output
-    ev = runner.invoke(cli_env, ["explain", "evaluate", "--run", moa_run.run_id, "--method", "saliency",
+    ev = runner.invoke(explain_cli, ["explain", "evaluate", "--run", moa_run.run_id, "--method", "saliency",
                                  "--method", "gnnexplainer", "--epochs", "5", "--top-k", "3"])
     assert ev.exit_code == 0, ev.output
     lines = ev.output.strip().splitlines()

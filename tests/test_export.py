@@ -345,10 +345,7 @@ def test_save_load_round_trip(full: tuple[HeteroData, IdMaps], tmp_path: Path) -
 
 
 @pytest.fixture
-def cli_app(neo4j_settings: Neo4jSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> typer.Typer:
-    monkeypatch.setenv("NEO4J_URI", neo4j_settings.uri)
-    monkeypatch.setenv("NEO4J_USER", neo4j_settings.user)
-    monkeypatch.setenv("NEO4J_PASSWORD", neo4j_settings.password)
+def cli_app(cli_env: Neo4jSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> typer.Typer:
     monkeypatch.setenv("MOAKG_HOME", str(tmp_path / "home"))
     app = typer.Typer()
 

@@ -69,10 +69,8 @@ def test_cli_reports_unreachable_server_without_traceback(monkeypatch: pytest.Mo
 
 
 def test_cli_against_server_from_env(
-    neo4j_settings: Neo4jSettings, conn: Neo4jConnection, monkeypatch: pytest.MonkeyPatch
+    cli_env: Neo4jSettings, conn: Neo4jConnection
 ) -> None:
-    monkeypatch.setenv("NEO4J_URI", neo4j_settings.uri)
-    monkeypatch.setenv("NEO4J_PASSWORD", neo4j_settings.password)
     runner = CliRunner()
     init = runner.invoke(app, ["db", "init"])
     assert init.exit_code == 0, init.output

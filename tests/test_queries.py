@@ -154,10 +154,8 @@ def test_provenance_names_completed_runs_and_the_right_sources(demo_conn: Neo4jC
 
 
 def test_query_cli_formats(
-    demo_conn: Neo4jConnection, neo4j_settings: Neo4jSettings, monkeypatch: pytest.MonkeyPatch
+    demo_conn: Neo4jConnection, cli_env: Neo4jSettings
 ) -> None:
-    monkeypatch.setenv("NEO4J_URI", neo4j_settings.uri)
-    monkeypatch.setenv("NEO4J_PASSWORD", neo4j_settings.password)
     runner = CliRunner()
     listed = runner.invoke(app, ["query", "list"])
     assert listed.exit_code == 0 and "compound_profile" in listed.output

@@ -66,7 +66,7 @@ def test_train_rejects_bad_arguments_in_one_line(args: list[str], message: str) 
 
 @pytest.mark.slow
 def test_train_on_demo_graph_beats_prior_and_writes_back(
-    conn: Neo4jConnection, neo4j_settings: Neo4jSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    conn: Neo4jConnection, cli_env: Neo4jSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     run_adapters(conn, adapters_from_config(DEMO), progress=False)
     data, maps = export_heterodata(conn, cache_dir=tmp_path / "cache", progress=False)
@@ -86,8 +86,6 @@ def test_train_on_demo_graph_beats_prior_and_writes_back(
     assert json.loads((run_dir / "metrics.json").read_text())["metrics"]["micro_auprc"]["mean"] == gnn
 
     # 2. The CLI end to end, twice: the same run id, the same counts (idempotent write-back).
-    monkeypatch.setenv("NEO4J_URI", neo4j_settings.uri)
-    monkeypatch.setenv("NEO4J_PASSWORD", neo4j_settings.password)
     monkeypatch.setenv("MOAKG_HOME", str(tmp_path / "home"))
     args = ["train", "--task", "moa", "--model", "sage", "--setting", "both", "--seeds", "0", "--epochs", "8",
             "--hidden", "16", "--lr", "5e-3", "--top-k", "3", "--baseline-epochs", "10",
