@@ -14,7 +14,7 @@ setup:  ## venv + Python deps + Neo4j jars (Maven, cached in ~/.m2)
 	$(MOAKG) neo4j build
 
 demo:  ## the main job on the bundled demo data: ingest, train, explain, summary (local Neo4j or NEO4J_URI)
-	$(MOAKG) neo4j start
+	@if [ -z "$$NEO4J_URI" ]; then $(MOAKG) neo4j start; else echo "using Neo4j at $$NEO4J_URI"; fi
 	$(MOAKG) db init
 	$(MOAKG) pipeline --config demo/sources.toml
 
