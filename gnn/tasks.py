@@ -265,24 +265,25 @@ def _kept_targets(pairs: Tensor, held: Tensor, known_frac: float, seed: int) -> 
     return kept
 
 
-def signature_compounds(data: HeteroData) -> Tensor:
-    """long ``[n_signatures]``: the compound of each signature (``-1`` if none; the first if several)."""
-    comp = torch.full((data[SIGNATURE].num_nodes,), -1, dtype=torch.long)
-    et = (COMPOUND, "HAS_SIGNATURE", SIGNATURE)
+def _signature_partner(data: HeteroData, et: tuple[str, str, str]) -> Tensor:
+    """long ``[n_signatures]``: each signature's node at the other end of ``et`` (``-1`` if none; the
+    first edge if several)."""
+    out = torch.full((data[SIGNATURE].num_nodes,), -1, dtype=torch.long)
     if et in data.edge_types:
         ei = data[et].edge_index
-        comp[ei[1].flip(0)] = ei[0].flip(0)  # flipped so that the first edge wins
-    return comp
+        sig_row = 0 if et[0] == SIGNATURE else 1
+        out[ei[sig_row].flip(0)] = ei[1 - sig_row].flip(0)  # flipped so that the first edge wins
+    return out
+
+
+def signature_compounds(data: HeteroData) -> Tensor:
+    """long ``[n_signatures]``: the compound of each signature (``-1`` if none; the first if several)."""
+    return _signature_partner(data, (COMPOUND, "HAS_SIGNATURE", SIGNATURE))
 
 
 def signature_cells(data: HeteroData) -> Tensor:
     """long ``[n_signatures]``: the cell line of each signature (``-1`` if none)."""
-    cell = torch.full((data[SIGNATURE].num_nodes,), -1, dtype=torch.long)
-    et = (SIGNATURE, "IN_CELL", CELL)
-    if et in data.edge_types:
-        ei = data[et].edge_index
-        cell[ei[0]] = ei[1]
-    return cell
+    return _signature_partner(data, (SIGNATURE, "IN_CELL", CELL))
 
 
 def make_signature_task(data: HeteroData, maps: Any, split: str = "cell_line", seed: int = 0,
