@@ -51,6 +51,30 @@ INDEXES: list[tuple[str, str]] = [
 ]
 
 
+#: relationship type -> (start label, end label) of every relationship the exporter reads
+_REL_ENDPOINTS: dict[str, tuple[str, str]] = {
+    "HAS_SIGNATURE": ("Compound", "Signature"),
+    "IN_CELL": ("Signature", "CellLine"),
+    "UPREGULATES": ("Signature", "Gene"),
+    "DOWNREGULATES": ("Signature", "Gene"),
+    "INTERACTS_WITH": ("Gene", "Gene"),
+    "ANNOTATED_WITH": ("Gene", "GOTerm"),
+    "IS_A": ("GOTerm", "GOTerm"),
+    "PART_OF": ("GOTerm", "GOTerm"),
+    "TARGETS": ("Compound", "Gene"),
+    "HAS_MOA": ("Compound", "MoA"),
+}
+
+
+def edge_type(rel: str, reverse: bool = False) -> tuple[str, str, str]:
+    """The PyG edge type ``(start label, REL, end label)`` of a declared relationship type (or its reverse
+    ``(end label, rev_REL, start label)``), e.g. ``edge_type("TARGETS") == ("Compound", "TARGETS", "Gene")``."""
+    if rel not in _REL_ENDPOINTS:
+        raise KeyError(f"relationship type {rel!r} is not declared in the schema")
+    start, end = _REL_ENDPOINTS[rel]
+    return (end, f"rev_{rel}", start) if reverse else (start, rel, end)
+
+
 def _ident(name: str) -> str:
     """Cypher identifiers cannot be parameters; only the schema's own names are interpolated."""
     if not name.replace("_", "").isalnum():
