@@ -19,17 +19,19 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 from torch_geometric.nn import HeteroConv, HGTConv, RGCNConv, SAGEConv
 
+from moakg.kg.schema import is_label_edge as schema_is_label_edge
+
 EdgeType = tuple[str, str, str]
 Metadata = tuple[list[str], list[EdgeType]]
 
 KINDS = ("sage", "rgcn", "hgt")
 #: relationship names that are labels: never messages (with or without the ``rev_`` prefix)
-LABEL_RELS = frozenset({"HAS_MOA"})
 
 
 def is_label_edge(edge_type: EdgeType) -> bool:
-    """True for HAS_MOA and its reverse: edges that are supervision, never messages."""
-    return edge_type[1].removeprefix("rev_") in LABEL_RELS
+    """True for label relationships of the schema (``role = "label"`` in kg/schema.toml: HAS_MOA) and their
+    reverses: edges that are supervision, never messages."""
+    return schema_is_label_edge(edge_type)
 
 
 def message_edge_types(graph: HeteroData) -> list[EdgeType]:

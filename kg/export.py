@@ -1,16 +1,21 @@
 """Neo4j -> ``torch_geometric.data.HeteroData`` with id maps: whole graph or k hops around compounds.
 
-Node types are the labels, node order is sorted by key (deterministic). Edge types are
+Node types, edge types, reverse names and edge weights come from the schema (``kg/schema.toml``, via
+:func:`moakg.kg.schema.current_schema`): every node label with ``export = true`` and every relationship
+with role ``message`` or ``label`` between them; the Cypher is generated per label / type by
+:mod:`moakg.kg.export_queries`. Node order is sorted by key (deterministic). Edge types are
 ``(src_label, REL_TYPE, dst_label)``; every one also gets an explicit reverse ``(dst, "rev_REL_TYPE", src)``
-with the same attributes. Reverses are added here rather than with ``ToUndirected`` so that same-type
-relations keep their direction (``IS_A`` child -> parent vs ``rev_IS_A``); a model that wants
-Gene-INTERACTS_WITH-Gene undirected can still apply ``ToUndirected`` itself.
+(the schema's ``reverse`` name) with the same attributes. Reverses are added here rather than with
+``ToUndirected`` so that same-type relations keep their direction (``IS_A`` child -> parent vs
+``rev_IS_A``); a model that wants Gene-INTERACTS_WITH-Gene undirected can still apply ``ToUndirected``.
 
-Per edge type: ``edge_index`` [2, E] long, ``edge_attr`` [E, 1] float (z for UP/DOWNREGULATES,
-combined_score / 1000 for INTERACTS_WITH with 1.0 where there is none, 1.0 otherwise) and ``source_code``
-[E] int8 indexing :attr:`IdMaps.sources`. ``TARGETS`` and ``HAS_MOA`` are exported like any other
-relation: the training code decides which are labels. Features: see :mod:`moakg.kg.export_features`;
-Gene, GOTerm, MoA and CellLine have none, only ``num_nodes`` and ``node_id`` (every type has ``node_id``).
+Per edge type: ``edge_index`` [2, E] long, ``edge_attr`` [E, 1] float (the schema's ``weight`` property
+times ``scale``, ``missing`` where an edge has none, 1.0 for relationships without a weight: z for
+UP/DOWNREGULATES, combined_score / 1000 for INTERACTS_WITH) and ``source_code`` [E] int8 indexing
+:attr:`IdMaps.sources`. Label relationships (``HAS_MOA``) are exported like any other: the models never
+pass messages on them (:meth:`moakg.kg.schema.GraphSchema.is_message_edge`). Features: see
+:mod:`moakg.kg.export_features`; Gene, GOTerm, MoA and CellLine have none, only ``num_nodes`` and
+``node_id`` (every type has ``node_id``).
 
 Exports are cached under ``MOAKG_HOME/cache/export`` keyed by the spec and the (id, status, ended) of
 every IngestRun, so an unchanged graph loads in a second; a run still ``running`` disables the cache.
@@ -33,6 +38,7 @@ import typer
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
+from moakg.errors import UserError
 from moakg.kg.connection import Neo4jConnection
 from moakg.kg.export_features import (
     QUALITY_FIELDS,
@@ -41,31 +47,23 @@ from moakg.kg.export_features import (
     run_batched,
     signature_features,
 )
+from moakg.kg.export_queries import edges_from_query, edges_to_query, node_keys_query
 from moakg.kg.local_server import moakg_home
 from moakg.kg.queries import load_query
+from moakg.kg.schema import current_schema
 
 log = logging.getLogger(__name__)
 
 EXPORT_VERSION = 1  # part of the cache key: bump when the exported layout changes
-DEFAULT_LABELS: tuple[str, ...] = ("Compound", "Signature", "CellLine", "Gene", "GOTerm", "MoA")
-#: relationship type -> (start label, end label); mirrors the branches of queries/export_edges_*.cypher
-REL_ENDPOINTS: dict[str, tuple[str, str]] = {
-    "HAS_SIGNATURE": ("Compound", "Signature"),
-    "IN_CELL": ("Signature", "CellLine"),
-    "UPREGULATES": ("Signature", "Gene"),
-    "DOWNREGULATES": ("Signature", "Gene"),
-    "INTERACTS_WITH": ("Gene", "Gene"),
-    "ANNOTATED_WITH": ("Gene", "GOTerm"),
-    "IS_A": ("GOTerm", "GOTerm"),
-    "PART_OF": ("GOTerm", "GOTerm"),
-    "TARGETS": ("Compound", "Gene"),
-    "HAS_MOA": ("Compound", "MoA"),
-}
+#: the packaged schema's exported labels and relationships (the code itself reads current_schema())
+DEFAULT_LABELS: tuple[str, ...] = current_schema().export_labels
+REL_ENDPOINTS: dict[str, tuple[str, str]] = current_schema().exported_rels
 
 
 @dataclass(frozen=True)
 class ExportSpec:
-    """What to export. ``rels=None``: every relation between the included labels.
+    """What to export. ``labels=None``: every exported label of the schema; ``rels=None``: every message and
+    label relationship of the schema between the included labels.
 
     Compound set: ``compound_ids`` and/or ``moa`` (union of both; neither = no compound set). With a set,
     ``hops=k`` keeps the nodes within k hops (either direction, over the included relations, after
@@ -74,7 +72,7 @@ class ExportSpec:
     drops INTERACTS_WITH edges that have a combined_score (hetio ``ppi`` edges have none and stay).
     """
 
-    labels: tuple[str, ...] = DEFAULT_LABELS
+    labels: tuple[str, ...] | None = None
     rels: tuple[str, ...] | None = None
     compound_ids: tuple[str, ...] | None = None
     moa: str | None = None
@@ -86,30 +84,44 @@ class ExportSpec:
 
     def __post_init__(self) -> None:
         # lists from callers become tuples so the spec is hashable and its JSON is stable
-        object.__setattr__(self, "labels", tuple(self.labels))
+        schema = current_schema()
+        labels, rels = schema.export_labels, schema.exported_rels
+        object.__setattr__(self, "labels", tuple(labels if self.labels is None else self.labels))
         if self.rels is not None:
             object.__setattr__(self, "rels", tuple(self.rels))
         if self.compound_ids is not None:
             object.__setattr__(self, "compound_ids", tuple(self.compound_ids))
-        unknown = [label for label in self.labels if label not in DEFAULT_LABELS]
+        unknown = [label for label in self.labels if label not in labels]
         if unknown:
-            raise ValueError(f"unknown label(s) {unknown}; choose from {list(DEFAULT_LABELS)}")
+            raise UserError(f"unknown label(s) {unknown}; choose from {list(labels)} ({schema.path})")
         for rel in self.rels or ():
-            if rel not in REL_ENDPOINTS:
-                raise ValueError(f"unknown relationship type {rel!r}; choose from {list(REL_ENDPOINTS)}")
-            missing = [x for x in REL_ENDPOINTS[rel] if x not in self.labels]
+            if rel not in rels:
+                raise UserError(f"unknown relationship type {rel!r}; choose from {list(rels)} "
+                                f"({schema.path})")
+            missing = [x for x in rels[rel] if x not in self.labels]
             if missing:
-                raise ValueError(f"relationship {rel} needs label(s) {missing}, which are not exported")
+                raise UserError(f"relationship {rel} needs label(s) {missing}, which are not exported")
+        for rel in self.edge_rels:
+            option = schema.rel(rel).min_weight
+            if option and not hasattr(self, option):
+                raise UserError(f"{schema.path}: [relationships.{rel}] min_weight = {option!r} is not an "
+                                "ExportSpec option")
         if (self.compound_ids is not None or self.moa) and "Compound" not in self.labels:
-            raise ValueError("a compound set (compound_ids / moa) needs the Compound label")
+            raise UserError("a compound set (compound_ids / moa) needs the Compound label")
         if self.hops is not None and self.hops < 0:
-            raise ValueError("hops must be >= 0")
+            raise UserError("hops must be >= 0")
 
     @property
     def edge_rels(self) -> list[str]:
         """The relations exported, in schema order."""
-        chosen = self.rels if self.rels is not None else tuple(REL_ENDPOINTS)
-        return [r for r in REL_ENDPOINTS if r in chosen and all(x in self.labels for x in REL_ENDPOINTS[r])]
+        rels = current_schema().exported_rels
+        chosen = self.rels if self.rels is not None else tuple(rels)
+        return [r for r in rels if r in chosen and all(x in self.labels for x in rels[r])]
+
+    def min_weight(self, rel: str) -> float | None:
+        """The threshold on ``rel``'s weight property (the spec option its schema entry names), or None."""
+        option = current_schema().rel(rel).min_weight
+        return getattr(self, option) if option else None
 
     @property
     def has_compound_set(self) -> bool:
@@ -153,7 +165,7 @@ def graph_state(conn: Neo4jConnection) -> list[dict[str, Any]]:
 
 def node_keys(conn: Neo4jConnection, label: str, batch_size: int, progress: bool = True) -> list[str]:
     """All keys of ``label`` in key order, by keyset paging (each page an index range seek)."""
-    text, out, last = load_query("export_node_keys").text, [], ""
+    text, out, last = node_keys_query(label), [], ""
     with tqdm(desc=f"{label} keys", unit="nodes", disable=not progress, leave=False) as bar:
         while True:
             page = [r["key"] for r in conn.query(text, label=label, last=last, limit=batch_size)]
@@ -172,12 +184,12 @@ def _seed_compounds(conn: Neo4jConnection, spec: ExportSpec) -> set[str]:
         found = {r["key"] for r in rows}
         unknown = sorted(set(spec.compound_ids) - found)
         if unknown:
-            raise ValueError(f"{len(unknown)} compound id(s) not in the graph, e.g. {unknown[:5]}")
+            raise UserError(f"{len(unknown)} compound id(s) not in the graph, e.g. {unknown[:5]}")
         seeds |= found
     if spec.moa:
         moa = {r["key"] for r in conn.query(load_query("export_moa_compounds").text, moa=spec.moa)}
         if not moa:
-            raise ValueError(f"no compound has the mechanism of action {spec.moa!r} (MoA.name)")
+            raise UserError(f"no compound has the mechanism of action {spec.moa!r} (MoA.name)")
         seeds |= moa
     return seeds
 
@@ -190,13 +202,13 @@ def _k_hop(conn: Neo4jConnection, spec: ExportSpec, seeds: set[str], progress: b
     for hop in range(spec.hops or 0):
         new: dict[str, set[str]] = {label: set() for label in spec.labels}
         for rel in spec.edge_rels:
-            src, dst = REL_ENDPOINTS[rel]
+            src, dst = current_schema().exported_rels[rel]
             # out-edges of frontier nodes give their end nodes (column 1), in-edges their start nodes (0)
-            for query, start, other, col in (("export_edges_from", src, dst, 1),
-                                             ("export_edges_to", dst, src, 0)):
+            for query, start, other, col in ((edges_from_query(rel), src, dst, 1),
+                                             (edges_to_query(rel), dst, src, 0)):
                 keys = sorted(frontier[start])
                 for row in run_batched(conn, query, keys, spec.batch_size, f"hop {hop + 1} {rel}", progress,
-                                       rel=rel, min_string_score=spec.min_string_score):
+                                       min_weight=spec.min_weight(rel)):
                     new[other].add(row[col])
         frontier = {label: new[label] - seen[label] for label in spec.labels}
         for label in spec.labels:
@@ -221,23 +233,22 @@ def _edges(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``edge_index`` [2, E], ``edge_attr`` [E, 1], ``source_code`` [E] of one relation among the kept nodes,
     sorted by (src, dst, source) so that two exports of the same graph are identical."""
-    src_label, dst_label = REL_ENDPOINTS[rel]
+    decl = current_schema().rel(rel)
+    src_label, dst_label = decl.endpoints
     s_idx, d_idx = index[src_label], index[dst_label]
     rows_s: list[int] = []
     rows_d: list[int] = []
     weights: list[float] = []
     codes: list[int] = []
-    rows = run_batched(conn, "export_edges_from", keys[src_label], spec.batch_size, rel, progress,
-                       rel=rel, min_string_score=spec.min_string_score)
+    rows = run_batched(conn, edges_from_query(rel), keys[src_label], spec.batch_size, rel, progress,
+                       min_weight=spec.min_weight(rel))
     for s, d, w, source in rows:
         j = d_idx.get(d)
         if j is None:  # end node outside the subgraph
             continue
         rows_s.append(s_idx[s])
         rows_d.append(j)
-        if rel == "INTERACTS_WITH":
-            w = 1.0 if w is None else w / 1000.0  # hetio ppi edges have no score: full confidence
-        weights.append(1.0 if w is None else float(w))
+        weights.append(decl.missing if w is None else float(w) * decl.scale)
         codes.append(sources.setdefault(source or "", len(sources)))
     s_arr, d_arr = np.asarray(rows_s, np.int64), np.asarray(rows_d, np.int64)
     c_arr = np.asarray(codes, np.int64)
@@ -271,14 +282,12 @@ def _export(conn: Neo4jConnection, spec: ExportSpec, progress: bool) -> tuple[He
     names = sorted(seen)
     remap = torch.tensor([names.index(s) for s in seen] or [0], dtype=torch.int64)
     for rel, (edge_index, attr, codes) in raw.items():
-        src, dst = REL_ENDPOINTS[rel]
+        decl = current_schema().rel(rel)
         code = remap[codes].to(torch.int8)
-        data[src, rel, dst].edge_index = edge_index
-        data[src, rel, dst].edge_attr = attr
-        data[src, rel, dst].source_code = code
-        data[dst, f"rev_{rel}", src].edge_index = edge_index.flip(0)
-        data[dst, f"rev_{rel}", src].edge_attr = attr.clone()
-        data[dst, f"rev_{rel}", src].source_code = code.clone()
+        forward, backward = data[decl.edge_type()], data[decl.edge_type(reverse=True)]
+        forward.edge_index, forward.edge_attr, forward.source_code = edge_index, attr, code
+        backward.edge_index, backward.edge_attr = edge_index.flip(0), attr.clone()
+        backward.source_code = code.clone()
     return data, IdMaps(keys=keys, sources=names, landmark_genes=landmarks)
 
 
@@ -296,7 +305,9 @@ def export_heterodata(
     state = graph_state(conn)
     path = None
     if cache:
-        blob = json.dumps([EXPORT_VERSION, conn.settings.uri, conn.database, spec.key_dict(), state],
+        # the schema's exported relationships decide the edge types and weights: part of the key
+        rels = [repr(current_schema().rel(r)) for r in spec.edge_rels]
+        blob = json.dumps([EXPORT_VERSION, conn.settings.uri, conn.database, spec.key_dict(), rels, state],
                           sort_keys=True, default=str)
         path = (cache_dir or default_cache_dir()) / f"{hashlib.sha256(blob.encode()).hexdigest()[:32]}.pt"
         if path.exists():
@@ -356,7 +367,7 @@ def add_cli(app: typer.Typer) -> None:
         moa: Annotated[str | None, typer.Option(help="Seed set: compounds with this MoA.name.")] = None,
         compound: Annotated[ListOpt, typer.Option("--compound", help="Seed Compound.id, repeatable.")] = None,
         hops: Annotated[int | None, typer.Option(help="Keep nodes within K hops of the seeds.")] = None,
-        labels: Annotated[ListOpt, typer.Option(help="Node labels, default all six.")] = None,
+        labels: Annotated[ListOpt, typer.Option(help="Node labels, default all exported.")] = None,
         rels: Annotated[ListOpt, typer.Option(help="Relationship types, default all between labels.")] = None,
         min_string_score: Annotated[float | None, typer.Option(help="Min STRING score, 0-1000.")] = None,
         fingerprint_bits: Annotated[int, typer.Option(help="Morgan fingerprint length.")] = 2048,
@@ -371,7 +382,7 @@ def add_cli(app: typer.Typer) -> None:
 
         try:
             spec = ExportSpec(
-                labels=_split(labels) or DEFAULT_LABELS, rels=_split(rels), compound_ids=_split(compound),
+                labels=_split(labels), rels=_split(rels), compound_ids=_split(compound),
                 moa=moa,
                 hops=hops, min_string_score=min_string_score, fingerprint_radius=fingerprint_radius,
                 fingerprint_bits=fingerprint_bits, batch_size=batch_size,

@@ -27,12 +27,13 @@ def run_batched(
     conn: Neo4jConnection, query: str, keys: Sequence[str], batch_size: int, desc: str, progress: bool,
     **params: Any,
 ) -> Iterator[list[Any]]:
-    """Run the named ``query`` over ``keys`` in slices of ``batch_size`` (``$keys``), yielding row values.
+    """Run the Cypher ``query`` (text) over ``keys`` in slices of ``batch_size`` (``$keys``), yielding row
+    values.
 
     Each slice is one read transaction (retried on transient errors), so memory is bounded by one
     slice's rows and a long export never holds one huge transaction open.
     """
-    text = load_query(query).text
+    text = query
     with tqdm(total=len(keys), desc=desc, unit="nodes", disable=not progress, leave=False) as bar:
         for i in range(0, len(keys), batch_size):
             chunk = list(keys[i : i + batch_size])
@@ -94,8 +95,8 @@ def compound_features(
     z_sum = np.zeros((len(keys), n_landmarks), dtype=np.float64)  # float64 sums: means exact to float32
     n_sig = np.zeros(len(keys), dtype=np.int64)
     pos = {k: i for i, k in enumerate(keys)}
-    for key, smi, zs in run_batched(conn, "export_compound_features", keys, batch_size, "compound features",
-                                    progress):
+    text = load_query("export_compound_features").text
+    for key, smi, zs in run_batched(conn, text, keys, batch_size, "compound features", progress):
         i = pos[key]
         smiles[i] = smi
         for z in zs:
@@ -123,8 +124,8 @@ def signature_features(
     x = np.zeros((len(keys), n_landmarks), dtype=np.float32)
     quality = np.zeros((len(keys), len(QUALITY_FIELDS)), dtype=np.float32)
     pos = {k: i for i, k in enumerate(keys)}
-    for key, z, *q in run_batched(conn, "export_signature_features", keys, batch_size, "signature features",
-                                  progress):
+    text = load_query("export_signature_features").text
+    for key, z, *q in run_batched(conn, text, keys, batch_size, "signature features", progress):
         i = pos[key]
         if z is not None:
             _check_z(z, n_landmarks, f"signature {key!r}")

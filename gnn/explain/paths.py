@@ -2,9 +2,10 @@
 
 Edge importances live on message edges (``u -> v`` of an edge type, reverses included). For paths they
 are folded onto the graph's ORIGINAL relationships: message edge ``(s, X, d)`` is relationship ``X`` from
-``s`` to ``d``; ``(s, rev_X, d)`` is ``X`` from ``d`` to ``s``. A relationship's importance is the largest of
-its message edges' (both directions, every per-source copy), divided by the largest importance in the
-subgraph so that all weights lie in (0, 1]. Paths walk relationships in either direction and are simple.
+``s`` to ``d``; ``(s, rev_X, d)`` (the schema's reverse name of ``X``) is ``X`` from ``d`` to ``s``. A
+relationship's importance is the largest of its message edges' (both directions, every per-source copy),
+divided by the largest importance in the subgraph so that all weights lie in (0, 1]. Paths walk
+relationships in either direction and are simple.
 
 Score: the geometric mean of the path's step weights. Why not the minimum: many paths share their weakest
 edge (typically the first Compound-Signature step), so ``min`` ties them and says nothing about the rest of
@@ -34,6 +35,7 @@ from typing import Any
 from torch import Tensor
 
 from moakg.gnn.explain.base import CompSubgraph, EdgeType
+from moakg.kg.schema import current_schema
 
 Node = tuple[str, int]  # (node type, global index)
 #: (et, local edge position): the message edges realising one step
@@ -41,9 +43,10 @@ EdgeRef = tuple[EdgeType, int]
 
 
 def original_rel(et: EdgeType) -> tuple[str, bool]:
-    """``(relationship type, True if the message source is the relationship's start node)``."""
-    rel = et[1]
-    return (rel[4:], False) if rel.startswith("rev_") else (rel, True)
+    """``(relationship type, True if the message source is the relationship's start node)``: the schema's
+    name for a message edge type or its reverse (``rev_X`` by convention, whatever kg/schema.toml says)."""
+    rel, forward = current_schema().edge_name(et[1])
+    return rel.name, forward
 
 
 @dataclass
