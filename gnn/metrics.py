@@ -1,119 +1,141 @@
 """Evaluation metrics for MoA classification and target ranking.
 
-scikit-learn is not a dependency (and torchmetrics neither), so AUROC and average precision are written
-here, sorting-based, with ties handled the way sklearn handles them:
+AUROC, average precision, log loss and top-k accuracy are scikit-learn's (``sklearn.metrics``); this
+module adds the conventions the project reports with:
 
-* AUROC is the Mann-Whitney U statistic with average ranks for tied scores (a tied positive/negative
-  pair counts one half), which equals sklearn's trapezoidal ``roc_auc_score``.
-* Average precision follows sklearn's ``average_precision_score``: ``AP = sum_n (R_n - R_{n-1}) P_n``
-  over the distinct score thresholds in decreasing order (tied scores form one threshold), a step
-  function with no interpolation.
+* **Undefined scores are nan, and macro averages skip them.** AUROC of a column with a single class
+  (no positive or no negative) and average precision of a column without a positive are ``nan``
+  (scikit-learn raises, respectively returns 0 with a warning); ``moa_metrics`` averages the columns
+  where the score is defined and reports how many had an AUROC (``n_classes_auroc``).
+* AUROC is ``roc_auc_score`` (trapezoidal; a tied positive/negative pair counts one half).
+  Average precision is ``average_precision_score``: ``AP = sum_n (R_n - R_{n-1}) P_n`` over the
+  distinct thresholds in decreasing order (tied scores form one threshold), without interpolation.
+* Top-k accuracy is multi-label: a row with several true classes is a hit when any of them is in the
+  top ``k``. It is ``top_k_accuracy_score`` on each row's best-ranked true class, with scikit-learn's
+  order (score descending, ties: the higher class index first).
+* Log loss is ``log_loss`` over every (row, class) entry with probabilities clipped to
+  ``[1e-15, 1 - 1e-15]`` first (the LISH-MoA competition's clipping; scikit-learn clips only to the
+  float epsilon).
 
-Both are ``nan`` when undefined (no positive, or for AUROC no negative); macro averages skip those.
+The filtered, tie-averaged MRR and Hits@k of :func:`target_metrics` are computed here: see there.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+from sklearn.metrics import average_precision_score, roc_auc_score, top_k_accuracy_score
+from sklearn.metrics import log_loss as sk_log_loss
 from torch import Tensor
 
 EPS_LOGLOSS = 1e-15
 
 
-def _flat(y: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
-    y, s = y.reshape(-1).double(), s.reshape(-1).double()
+def _flat(y: Tensor, s: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Binary labels (``y > 0.5``) and float64 scores, both flattened to numpy ``[N]``."""
+    y, s = y.detach().cpu().reshape(-1).double(), s.detach().cpu().reshape(-1).double()
     if y.numel() != s.numel():
         raise ValueError(f"labels and scores differ in size: {y.numel()} vs {s.numel()}")
-    return (y > 0.5).double(), s
+    return (y > 0.5).numpy(), s.numpy()
 
 
 def roc_auc(y: Tensor, s: Tensor) -> float:
     """Area under the ROC curve of binary labels ``y`` ``[N]`` and scores ``s`` ``[N]`` (nan if undefined)."""
     y, s = _flat(y, s)
-    n_pos = float(y.sum())
-    n_neg = y.numel() - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if y.all() or not y.any():
         return math.nan
-    # Average ranks of tied scores: rank of a tie block = mean of the positions it covers (1-based).
-    _, inverse, counts = torch.unique(s, sorted=True, return_inverse=True, return_counts=True)
-    upper = torch.cumsum(counts, 0).double()
-    avg_rank = upper - (counts.double() - 1) / 2
-    rank_sum = float((avg_rank[inverse] * y).sum())
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return float(roc_auc_score(y, s))
 
 
 def average_precision(y: Tensor, s: Tensor) -> float:
-    """Average precision (sklearn's definition) of ``y`` ``[N]``, ``s`` ``[N]``; nan if no positive."""
+    """Average precision (scikit-learn's) of ``y`` ``[N]``, ``s`` ``[N]``; nan if no positive."""
     y, s = _flat(y, s)
-    n_pos = float(y.sum())
-    if n_pos == 0:
+    if not y.any():
         return math.nan
-    _, inverse = torch.unique(-s, sorted=True, return_inverse=True)  # threshold 0 = highest score
-    n_thr = int(inverse.max()) + 1
-    tp = torch.zeros(n_thr, dtype=torch.float64).index_add_(0, inverse, y).cumsum(0)
-    seen = torch.zeros(n_thr, dtype=torch.float64).index_add_(0, inverse, torch.ones_like(y)).cumsum(0)
-    precision = tp / seen
-    recall = tp / n_pos
-    d_recall = torch.diff(recall, prepend=recall.new_zeros(1))
-    return float((d_recall * precision).sum())
-
-
-def _nanmean(values: list[float]) -> float:
-    ok = [v for v in values if not math.isnan(v)]
-    return sum(ok) / len(ok) if ok else math.nan
+    return float(average_precision_score(y, s))
 
 
 def topk_accuracy(y_true: Tensor, scores: Tensor, k: int) -> float:
     """Fraction of rows (with >= 1 label) whose top-``k`` scored classes contain a true label.
 
-    Ties at the k-th place are broken by ``torch.topk`` (lowest class index first on CPU); rows without
-    any label are skipped.
+    Rows without any label are skipped (nan when none is left). Ties are ranked as scikit-learn's
+    ``top_k_accuracy_score`` ranks them: among equal scores the higher class index comes first.
     """
-    rows = y_true.sum(1) > 0
+    y = y_true.detach().cpu().double() > 0.5
+    s = scores.detach().cpu().double()
+    rows = y.any(1)
     if not rows.any():
         return math.nan
-    k = min(k, scores.size(1))
-    top = scores[rows].topk(k, dim=1).indices
-    return float((y_true[rows].gather(1, top) > 0.5).any(1).double().mean())
+    n_classes = s.size(1)
+    if k >= n_classes:  # every class is in the top k
+        return 1.0
+    y, s = y[rows], s[rows]
+    # The row's best-ranked true class in scikit-learn's order (score, then class index, descending):
+    # the row is a hit exactly when that class is in the top k.
+    col = torch.arange(n_classes, dtype=torch.float64).expand_as(s)
+    best_score = torch.where(y, s, -math.inf).amax(1, keepdim=True)
+    best = torch.where(y & (s == best_score), col, -1.0).amax(1).long()
+    # One extra class column, scored below everything, keeps scikit-learn in its multiclass mode when
+    # there are only two classes; it never enters a top k with k < n_classes.
+    pad = torch.full((s.size(0), 1), float(s.min()) - 1.0, dtype=torch.float64)
+    return float(top_k_accuracy_score(best.numpy(), torch.cat([s, pad], 1).numpy(), k=k,
+                                      labels=np.arange(n_classes + 1)))
 
 
 def log_loss(y_true: Tensor, probs: Tensor, eps: float = EPS_LOGLOSS) -> float:
     """LISH-MoA score: mean over columns of the mean binary log loss, probabilities clipped to [eps, 1-eps].
 
-    ``-1/(N C) sum_{i,c} [y_ic log p_ic + (1 - y_ic) log(1 - p_ic)]`` for ``[N, C]`` inputs.
+    ``-1/(N C) sum_{i,c} [y_ic log p_ic + (1 - y_ic) log(1 - p_ic)]`` for ``[N, C]`` inputs; labels are
+    binarised at 0.5.
     """
-    p = probs.double().clamp(eps, 1 - eps)
-    y = y_true.double()
-    return float(-(y * p.log() + (1 - y) * (1 - p).log()).mean())
+    y, p = _flat(y_true, probs)
+    return float(sk_log_loss(y, np.clip(p, eps, 1 - eps), labels=[False, True]))
+
+
+def _per_column(score: object, y: np.ndarray, s: np.ndarray, defined: np.ndarray) -> np.ndarray:
+    """``score(y[:, c], s[:, c])`` for the columns where it is ``defined``, nan elsewhere (one scikit-learn
+    call with ``average=None`` checks the inputs once rather than once per column)."""
+    out = np.full(y.shape[1], np.nan)
+    cols = np.flatnonzero(defined)
+    if cols.size == 1:
+        out[cols] = score(y[:, cols[0]], s[:, cols[0]])  # type: ignore[operator]
+    elif cols.size > 1:
+        out[cols] = score(y[:, cols], s[:, cols], average=None)  # type: ignore[operator]
+    return out
+
+
+def _nanmean_array(values: np.ndarray) -> float:
+    ok = values[~np.isnan(values)]
+    return float(ok.mean()) if ok.size else math.nan
 
 
 def moa_metrics(y_true: Tensor, scores: Tensor) -> dict[str, float]:
     """MoA metrics of multi-hot ``y_true`` ``[N, C]`` and probabilities ``scores`` ``[N, C]``.
 
-    Returns micro_auprc (AP over all ``N*C`` entries), macro_auprc (mean AP over classes with a
-    positive), auroc (macro over classes with both labels), top1_acc, top5_acc, log_loss, and the
-    counts n (rows) and n_classes_auroc.
+    Returns micro_auprc (AP over all ``N*C`` entries), macro_auprc (mean AP over the classes with a
+    positive; classes without one are left out), auroc (mean over the classes with both a positive and
+    a negative; nan when there is none), top1_acc, top5_acc, log_loss, and the counts n (rows) and
+    n_classes_auroc (classes in the AUROC mean).
     """
     if y_true.shape != scores.shape:
         raise ValueError(f"y_true {tuple(y_true.shape)} and scores {tuple(scores.shape)} differ")
-    y, s = y_true.detach().cpu().double(), scores.detach().cpu().double()
-    aurocs = [roc_auc(y[:, c], s[:, c]) for c in range(y.size(1))]
+    y = (y_true.detach().cpu().double() > 0.5).numpy().astype(np.int8)
+    s = scores.detach().cpu().double().numpy()
+    has_pos, has_neg = y.any(0), (y == 0).any(0)
+    aurocs = _per_column(roc_auc_score, y, s, has_pos & has_neg)
+    aps = _per_column(average_precision_score, y, s, has_pos)
     return {
-        "micro_auprc": average_precision(y, s),
-        "macro_auprc": _nanmean([average_precision(y[:, c], s[:, c]) for c in range(y.size(1))]),
-        "auroc": _nanmean(aurocs),
-        "top1_acc": topk_accuracy(y, s, 1),
-        "top5_acc": topk_accuracy(y, s, 5),
-        "log_loss": log_loss(y, s),
-        "n": float(y.size(0)),
-        "n_classes_auroc": float(sum(not math.isnan(a) for a in aurocs)),
+        "micro_auprc": average_precision(y_true, scores),
+        "macro_auprc": _nanmean_array(aps),
+        "auroc": _nanmean_array(aurocs),
+        "top1_acc": topk_accuracy(y_true, scores, 1),
+        "top5_acc": topk_accuracy(y_true, scores, 5),
+        "log_loss": log_loss(y_true, scores),
+        "n": float(y.shape[0]),
+        "n_classes_auroc": float((~np.isnan(aurocs)).sum()),
     }
-
-
-def _codes(pairs: Tensor, n_genes: int) -> Tensor:
-    return pairs[0].long() * n_genes + pairs[1].long()
 
 
 def target_metrics(scores: Tensor, pos: Tensor, compounds: Tensor | None = None, known: Tensor | None = None,
@@ -132,7 +154,13 @@ def target_metrics(scores: Tensor, pos: Tensor, compounds: Tensor | None = None,
     removed, so a model is never penalised for ranking another correct answer higher. The rank of a
     true gene is ``1 + #(higher) + #(tied) / 2`` (the mean of the optimistic and pessimistic rank).
     AUROC / AUPRC pool the candidate (compound, gene) pairs of the evaluated compounds (known positives
-    excluded): positives are ``pos``, negatives every other candidate.
+    excluded): positives are ``pos``, negatives every other candidate (scikit-learn's scores).
+
+    MRR and Hits@k are computed here because no library computes exactly this: scikit-learn's
+    ranking scores (``label_ranking_average_precision_score``, ``coverage_error``) neither filter nor
+    average ties (they count a tie at its worst rank), and PyG's ``LinkPredMRR`` / torchmetrics'
+    ``RetrievalMRR`` rank by a sort that breaks ties arbitrarily and cannot drop the other true genes
+    per ranked pair.
 
     Returns auroc, auprc, mrr, hits@k (key ``f'hits@{k}'``), n_pairs, n_compounds.
     """
