@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from moakg.benchmarks.common import PEAK_RSS_SNIPPET, bench_connection, clear
+from moakg.benchmarks.common import PEAK_RSS_SNIPPET, bench_connection
 from moakg.ingest.commands import adapters_from_config
 from moakg.ingest.runner import run_adapters
+from moakg.kg.maintenance import clear_graph
 from moakg.kg.schema import init_schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +78,7 @@ INPUT_ROWS = {
 def bench_sources(config: Path) -> None:
     with bench_connection() as conn:
         init_schema(conn)
-        clear(conn)
+        clear_graph(conn)
         row = "{:<17}{:>12,}{:>10,}{:>9.1f}{:>10,.0f}{:>11,.0f}"
         print("{:<17}{:>12}{:>10}{:>9}{:>10}{:>11}".format(
             "source", "input rows", "written", "seconds", "input/s", "written/s"))

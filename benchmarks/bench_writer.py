@@ -1,8 +1,9 @@
-"""Batched writer vs one MERGE per transaction, on the same rows, in one run.
+"""Batched writer vs one merge per transaction, on the same rows, in one run.
 
 Writes 50,000 Gene nodes + 100,000 INTERACTS_WITH relationships through the batched writer
-(UNWIND $rows ... MERGE, one transaction per batch), and a subset of the same rows through the
-per-row baseline (one MERGE statement per transaction), extrapolated per row. Prints rows/s and the
+(one unwind-merge statement and one transaction per batch), and a subset of the same rows through the
+per-row baseline (the same writer with batches of one row: one statement per transaction), extrapolated
+per row. Prints rows/s and the
 ratio. Uses NEO4J_URI/... when set, else starts a throw-away local Neo4j in a temporary directory.
 
     python benchmarks/bench_writer.py [--nodes 50000] [--rels 100000] [--baseline-rows 2000]
@@ -14,10 +15,11 @@ import argparse
 import random
 import time
 
-from moakg.benchmarks.common import bench_connection, clear
+from moakg.benchmarks.common import bench_connection
 from moakg.kg.connection import Neo4jConnection
+from moakg.kg.maintenance import clear_graph
 from moakg.kg.schema import init_schema
-from moakg.kg.writer import BatchWriter, NodeBatch, RelBatch, run_ingest
+from moakg.kg.writer import BatchWriter, NodeBatch, Provenance, RelBatch, run_ingest
 
 
 def make_rows(n_nodes: int, n_rels: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
@@ -31,8 +33,8 @@ def make_rows(n_nodes: int, n_rels: int, seed: int = 0) -> tuple[list[dict], lis
 
 
 def per_row(conn: Neo4jConnection, nodes: list[dict], rels: list[dict]) -> float:
-    """The baseline: the same writer and MERGE statements, one row per transaction. Returns seconds."""
-    writer = BatchWriter(conn, "bench", "bench-per-row", batch_size=1)
+    """The baseline: the same writer and statements, one row per transaction. Returns seconds."""
+    writer = BatchWriter(conn, Provenance.ingest("bench", "bench-per-row"), batch_size=1)
     t0 = time.perf_counter()
     writer.write_nodes(NodeBatch("Gene", "symbol", nodes))
     writer.write_rels(RelBatch("INTERACTS_WITH", ("Gene", "symbol"), ("Gene", "symbol"), rels))
@@ -52,10 +54,10 @@ def main() -> None:
     nodes, rels = make_rows(args.nodes, args.rels)
     with bench_connection() as conn:
         init_schema(conn)
-        clear(conn)
+        clear_graph(conn)
         # Warm-up so both methods run against a warmed-up JVM and query cache.
         run_ingest(conn, "bench-warmup", [NodeBatch("Gene", "symbol", nodes[:2000])], progress=False)
-        clear(conn)
+        clear_graph(conn)
 
         t0 = time.perf_counter()
         rep = run_ingest(
@@ -70,12 +72,12 @@ def main() -> None:
         )
         batched_s = time.perf_counter() - t0
         assert rep.counts.nodes_created == args.nodes
-        clear(conn)
+        clear_graph(conn)
 
         # Same row shapes, scaled down, one node per two relationships as in the batched run.
         sub_nodes, sub_rels = make_rows(args.baseline_rows // 3, args.baseline_rows - args.baseline_rows // 3)
         base_s = per_row(conn, sub_nodes, sub_rels)
-        clear(conn)
+        clear_graph(conn)
 
     batched_rows = args.nodes + args.rels
     base_rows = len(sub_nodes) + len(sub_rels)
@@ -83,9 +85,9 @@ def main() -> None:
     base_rps = base_rows / base_s
     row = "{:<36}{:>10,}{:>10.1f}{:>12,.0f}{:>8.1f}"
     print(f"{'method':<36}{'rows':>10}{'seconds':>10}{'rows/s':>12}{'ratio':>8}")
-    print(row.format("per-row MERGE, 1 tx/row (baseline)", base_rows, base_s, base_rps, 1.0))
+    print(row.format("per-row writes, 1 tx/row (baseline)", base_rows, base_s, base_rps, 1.0))
     ratio = batched_rps / base_rps
-    print(row.format("batched UNWIND MERGE (kg.writer)", batched_rows, batched_s, batched_rps, ratio))
+    print(row.format("batched writer (kg.writer)", batched_rows, batched_s, batched_rps, ratio))
     est = batched_rows / base_rps
     print(
         f"\nper-row baseline extrapolated to {batched_rows:,} rows: {est:,.0f} s "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from moakg.kg.connection import Neo4jConnection, Neo4jSettings
 from moakg.kg.local_server import LocalNeo4j, free_port
+from moakg.kg.maintenance import clear_graph
 
 
 @contextmanager
@@ -30,11 +31,8 @@ def bench_connection() -> Iterator[Neo4jConnection]:
             server.stop()
 
 
-def clear(conn: Neo4jConnection) -> None:
-    with conn.session() as s:
-        s.run("MATCH (n) WHERE NOT n:SchemaVersion CALL (n) { DETACH DELETE n } IN TRANSACTIONS").consume()
-
-
+#: kept for bench_train.py, which imports it by this name; new code calls clear_graph
+clear = clear_graph
 
 
 #: Python source for a child process: resets the peak RSS at its start and defines ``peak_rss_mb()``.

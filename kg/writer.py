@@ -1,14 +1,27 @@
-"""The one batched, idempotent graph writer that every ingester uses.
+"""The one batched, idempotent graph writer: ingests, model write-back and explanation write-back.
 
-Adapters yield :class:`NodeBatch` and :class:`RelBatch` objects; :func:`run_ingest` records an
-``(:IngestRun)``, writes the rows in batches of ``batch_size`` with ``UNWIND $rows ... MERGE`` (each
-batch one transaction, retried on transient errors by the driver) and marks the run ``completed`` or
-``failed``. Every node and relationship it writes is stamped with ``source`` and ``ingest_run``; nodes
-also accumulate every source that wrote them in ``sources``.
+Callers describe what to write as :class:`NodeBatch`, :class:`RelBatch` and :class:`Delete` objects and
+who writes it as a :class:`Provenance` (the run node: ``IngestRun`` for ingests, ``ModelRun`` for
+training and explanations). :class:`BatchWriter` sends the rows with ``UNWIND $rows ... MERGE`` in
+batches of ``batch_size``; every node and relationship it writes is stamped with the run's id (and, for
+ingests, with ``source``; nodes also accumulate every source that wrote them in ``sources``).
 
-Rows are plain dicts. Node rows hold all properties including the key; relationship rows hold
-``start`` and ``end`` (the key values of the end nodes) plus the relationship's properties. ``None``
+Two ways to run a write:
+
+- :func:`write_run` (and :func:`run_ingest` on top of it): one transaction per batch, each retried on
+  transient errors by the driver's managed transactions (:meth:`Neo4jConnection.write`), inside the run
+  node's lifecycle ``running`` -> ``completed`` | ``failed``. A failure part-way leaves the run marked
+  ``failed`` with the error; writing the same run again completes it (ids are deterministic, writes are
+  MERGEs, and :class:`Delete` items remove a run's earlier results first, so a re-run changes no counts).
+- :func:`write_atomic`: every batch in one transaction, retried as a whole; for small writes that must
+  never be seen half-done (one explanation and its paths).
+
+Rows are plain dicts. Node rows hold all properties including the key; relationship rows hold ``start``
+and ``end`` (the key values of the end nodes) plus the relationship's properties. ``None`` (and NaN)
 values are dropped rather than written, so one source never erases a property another source set.
+
+All Cypher text is generated here; labels, types and property names come from the schema or the calling
+code (never from data) and are interpolated only after :func:`moakg.kg.schema._ident`.
 """
 
 from __future__ import annotations
@@ -19,7 +32,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from neo4j import ManagedTransaction
@@ -30,15 +43,48 @@ from moakg.kg.schema import NODE_KEYS, UNION_LIST_PROPS, _ident
 
 DEFAULT_BATCH_SIZE = 5000
 MAX_MISSING_EXAMPLES = 20
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """The run that writes: its node (``label`` + ``run_id``) and how written elements are stamped.
+
+    ``stamp`` is the property that carries ``run_id`` on every written node and relationship;
+    ``source`` (ingests only) is stamped as ``source`` and collected in nodes' ``sources``. Model results
+    have no source: they are stamped with ``run`` alone.
+    """
+
+    label: str
+    run_id: str
+    stamp: str
+    source: str | None = None
+
+    @classmethod
+    def ingest(cls, source: str, run_id: str) -> Provenance:
+        return cls("IngestRun", run_id, "ingest_run", source)
+
+    @classmethod
+    def model(cls, run_id: str) -> Provenance:
+        """Training results and explanations of one ``(:ModelRun)``, stamped ``run``."""
+        return cls("ModelRun", run_id, "run")
+
+    def params(self) -> dict[str, Any]:
+        """The query parameters every write query of this run reads."""
+        return {"run": self.run_id, "source": self.source}
 
 
 @dataclass(frozen=True)
 class NodeBatch:
-    """Nodes of one label, merged on ``key``; ``rows`` are property dicts that include the key."""
+    """Nodes of one label, merged on ``key``; ``rows`` are property dicts that include the key.
+
+    With ``timestamps`` a node gets ``created`` once and ``updated`` on every write.
+    """
 
     label: str
     key: str
     rows: Sequence[Mapping[str, Any]]
+    timestamps: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,8 +92,12 @@ class RelBatch:
     """Relationships of one type between nodes found by key.
 
     ``start``/``end`` are (label, key property). ``rows`` hold ``start``, ``end`` and properties.
-    With ``per_source`` the relationship is merged per (start, end, source), so two sources asserting
-    the same fact (e.g. a drug target from DrugBank and from the Repurposing Hub) keep separate edges.
+    By default there is one relationship per (start, end); ``merge_on`` names properties that make more:
+    one relationship per value. ``source`` and the provenance's stamp (e.g. ``run``) take the run's
+    value, any other name the row's. ``per_source=True`` is ``merge_on=("source",)``: two sources
+    asserting the same fact (e.g. a drug target from DrugBank and from the Repurposing Hub) keep
+    separate edges. Rows whose end nodes are missing are counted and reported; with
+    ``require_endpoints`` they raise :class:`MissingEndpointError` instead (the batch is rolled back).
     """
 
     rel_type: str
@@ -55,9 +105,34 @@ class RelBatch:
     end: tuple[str, str]
     rows: Sequence[Mapping[str, Any]]
     per_source: bool = False
+    merge_on: tuple[str, ...] = ()
+    require_endpoints: bool = False
+
+    @property
+    def merge_keys(self) -> tuple[str, ...]:
+        extra = ("source",) if self.per_source and "source" not in self.merge_on else ()
+        return (*self.merge_on, *extra)
 
 
-Batch = NodeBatch | RelBatch
+@dataclass(frozen=True)
+class Delete:
+    """Delete earlier results before writing new ones (replace semantics), in batches.
+
+    Without ``rel_type``: the ``label`` nodes (DETACH DELETE) whose properties equal ``where``; with it:
+    the ``rel_type`` relationships starting at a ``label`` node whose properties equal ``where``. The
+    values in ``where`` are query parameters; an empty ``where`` matches every node/relationship.
+    """
+
+    label: str
+    where: Mapping[str, Any]
+    rel_type: str | None = None
+
+
+Batch = NodeBatch | RelBatch | Delete
+
+
+class MissingEndpointError(ValueError):
+    """A relationship that must be written points at a node that is not in the graph."""
 
 
 @dataclass
@@ -67,12 +142,13 @@ class WriteCounts:
     rels_created: int = 0
     rels_matched: int = 0
     rels_missing_endpoint: int = 0
+    deleted: int = 0  # nodes or relationships removed by Delete items
     missing_examples: list[dict[str, Any]] = field(default_factory=list)
     by_label: dict[str, int] = field(default_factory=dict)
     by_rel_type: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "nodes_created": self.nodes_created,
             "nodes_matched": self.nodes_matched,
             "rels_created": self.rels_created,
@@ -81,6 +157,9 @@ class WriteCounts:
             "by_label": dict(self.by_label),
             "by_rel_type": dict(self.by_rel_type),
         }
+        if self.deleted:  # ingests never delete: their stored counts keep their shape
+            out["deleted"] = self.deleted
+        return out
 
 
 def _py(value: Any) -> Any:
@@ -97,6 +176,7 @@ def _py(value: Any) -> Any:
 
 
 def clean_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``row`` with driver-ready values and without ``None``/NaN (which are never written)."""
     out = {}
     for k, v in row.items():
         v = _py(v)
@@ -110,7 +190,24 @@ def _chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield rows[i : i + size]
 
 
-def node_query(label: str, key: str) -> str:
+# ----------------------------------------------------------------------------------- query text
+
+
+def _stamp(var: str, prov: Provenance, sources: bool = False) -> str:
+    """``SET`` items stamping ``var`` with the run (and the source, for ingests)."""
+    items = []
+    if prov.source is not None:
+        items.append(f"{var}.source = $source")
+    items.append(f"{var}.{_ident(prov.stamp)} = $run")
+    if sources and prov.source is not None:
+        items.append(
+            f"{var}.sources = CASE WHEN $source IN coalesce({var}.sources, []) THEN {var}.sources "
+            f"ELSE coalesce({var}.sources, []) + $source END"
+        )
+    return ", ".join(items)
+
+
+def node_query(label: str, key: str, prov: Provenance, timestamps: bool = False) -> str:
     """MERGE on the key, SET the properties; list properties in UNION_LIST_PROPS are unioned."""
     label, key = _ident(label), _ident(key)
     union = "".join(
@@ -118,11 +215,11 @@ def node_query(label: str, key: str) -> str:
         f"reduce(acc = coalesce(n.{p}, []), x IN r.union.{p} | CASE WHEN x IN acc THEN acc ELSE acc + x END))"
         for p in map(_ident, UNION_LIST_PROPS.get(label, ()))
     )
+    on_create = " ON CREATE SET n.created = datetime()" if timestamps else ""
+    updated = ", n.updated = datetime()" if timestamps else ""
     return (
-        f"UNWIND $rows AS r MERGE (n:{label} {{{key}: r.props.{key}}}) "
-        "SET n += r.props, n.source = $source, n.ingest_run = $run, "
-        "n.sources = CASE WHEN $source IN coalesce(n.sources, []) THEN n.sources "
-        "ELSE coalesce(n.sources, []) + $source END" + union
+        f"UNWIND $rows AS r MERGE (n:{label} {{{key}: r.props.{key}}}){on_create} "
+        f"SET n += r.props, {_stamp('n', prov, sources=True)}{updated}" + union
     )
 
 
@@ -137,51 +234,104 @@ def node_rows(label: str, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, A
     return out
 
 
-def rel_query(batch: RelBatch) -> str:
+def _merge_value(prop: str, prov: Provenance) -> str:
+    """Where a merge property's value comes from: the run (``source``, the stamp) or the row."""
+    if prop == "source":
+        if prov.source is None:
+            raise ValueError(f"merging on 'source' needs a provenance with a source ({prov.label})")
+        return "$source"
+    return "$run" if prop == prov.stamp else f"r.props.{_ident(prop)}"
+
+
+def rel_query(batch: RelBatch, prov: Provenance) -> str:
     (sl, sk), (el, ek), t = batch.start, batch.end, _ident(batch.rel_type)
     sl, sk, el, ek = map(_ident, (sl, sk, el, ek))
-    merge_props = " {source: $source}" if batch.per_source else ""
+    keys = batch.merge_keys
+    merge_props = "".join(f"{_ident(p)}: {_merge_value(p, prov)}, " for p in keys)[:-2]
+    merge_props = f" {{{merge_props}}}" if merge_props else ""
     # OPTIONAL MATCH + FOREACH: rows whose end nodes are missing are returned, not silently dropped.
     return (
         f"UNWIND $rows AS r OPTIONAL MATCH (a:{sl} {{{sk}: r.start}}) "
         f"OPTIONAL MATCH (b:{el} {{{ek}: r.end}}) "
         "FOREACH (_ IN CASE WHEN a IS NULL OR b IS NULL THEN [] ELSE [1] END | "
         f"MERGE (a)-[rel:{t}{merge_props}]->(b) "
-        "SET rel += r.props, rel.source = $source, rel.ingest_run = $run) "
+        f"SET rel += r.props, {_stamp('rel', prov)}) "
         "WITH r, a, b WHERE a IS NULL OR b IS NULL "
         "RETURN r.start AS start, r.end AS end, a IS NULL AS missing_start, b IS NULL AS missing_end"
     )
 
 
+def delete_query(spec: Delete) -> str:
+    """Deletes up to ``$limit`` matching elements and returns how many (call until it returns less)."""
+    label = _ident(spec.label)
+    cond = " AND ".join(f"x.{_ident(p)} = $where.{_ident(p)}" for p in spec.where) or "true"
+    if spec.rel_type is None:
+        return f"MATCH (x:{label}) WHERE {cond} WITH x LIMIT $limit DETACH DELETE x RETURN count(*) AS n"
+    t = _ident(spec.rel_type)
+    return f"MATCH (:{label})-[x:{t}]->() WHERE {cond} WITH x LIMIT $limit DELETE x RETURN count(*) AS n"
+
+
+def run_start_query(label: str) -> str:
+    """MERGE the run node and mark it ``running``; ``$attempt`` (0 or 1) is added to ``attempts``."""
+    label, key = _ident(label), _ident(NODE_KEYS.get(label, "id"))
+    return (
+        f"MERGE (r:{label} {{{key}: $id}}) ON CREATE SET r.attempts = 0, r.created = datetime() "
+        "SET r += $props, r.status = 'running', r.started = datetime(), r.ended = null, r.error = null, "
+        "r.attempts = coalesce(r.attempts, 0) + $attempt"
+    )
+
+
+def run_end_query(label: str) -> str:
+    label, key = _ident(label), _ident(NODE_KEYS.get(label, "id"))
+    return (
+        f"MATCH (r:{label} {{{key}: $id}}) "
+        "SET r += $props, r.status = $status, r.error = $error, r.ended = datetime()"
+    )
+
+
+# ----------------------------------------------------------------------------------- the writer
+
+
 class BatchWriter:
-    """Writes batches for one ingest run. Usually driven by :func:`run_ingest`."""
+    """Writes batches stamped with one run. Usually driven by :func:`write_run` / :func:`write_atomic`.
+
+    Without ``tx`` every batch of ``batch_size`` rows is its own transaction (retried by the driver);
+    with ``tx`` everything runs in that one transaction.
+    """
 
     def __init__(
         self,
         conn: Neo4jConnection,
-        source: str,
-        run_id: str,
+        prov: Provenance,
         batch_size: int = DEFAULT_BATCH_SIZE,
         on_rows: Callable[[int], object] | None = None,
+        tx: ManagedTransaction | None = None,
     ):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        self.conn, self.source, self.run_id, self.batch_size = conn, source, run_id, batch_size
-        self.on_rows = on_rows  # called with the row count of every committed transaction (progress)
+        self.conn, self.prov, self.batch_size, self.tx = conn, prov, batch_size, tx
+        self.on_rows = on_rows  # called with the row count of every written batch (progress)
         self.counts = WriteCounts()
+
+    def _execute(self, work: Callable[[ManagedTransaction], T]) -> T:
+        return work(self.tx) if self.tx is not None else self.conn.write(work)
 
     def write(self, batch: Batch) -> None:
         if isinstance(batch, NodeBatch):
             self.write_nodes(batch)
-        else:
+        elif isinstance(batch, RelBatch):
             self.write_rels(batch)
+        elif isinstance(batch, Delete):
+            self.delete(batch)
+        else:
+            raise TypeError(f"not a batch: {type(batch).__name__}")
 
     def write_nodes(self, batch: NodeBatch) -> None:
         if NODE_KEYS.get(batch.label) not in (None, batch.key):
             raise ValueError(
                 f"{batch.label} nodes are keyed by {NODE_KEYS[batch.label]!r}, not {batch.key!r}"
             )
-        q = node_query(batch.label, batch.key)
+        q = node_query(batch.label, batch.key, self.prov, batch.timestamps)
         rows = node_rows(batch.label, batch.rows)
         for i, r in enumerate(rows):
             if r["props"].get(batch.key) is None:
@@ -189,36 +339,42 @@ class BatchWriter:
         for chunk in _chunks(rows, self.batch_size):
 
             def work(tx: ManagedTransaction, chunk: Sequence[dict] = chunk) -> int:
-                return (
-                    tx.run(q, rows=list(chunk), source=self.source, run=self.run_id)
-                    .consume()
-                    .counters.nodes_created
-                )
+                return tx.run(q, rows=list(chunk), **self.prov.params()).consume().counters.nodes_created
 
-            created = self.conn.write(work)
+            created = self._execute(work)
             self.counts.nodes_created += created
             self.counts.nodes_matched += len(chunk) - created
             if self.on_rows:
                 self.on_rows(len(chunk))
         self.counts.by_label[batch.label] = self.counts.by_label.get(batch.label, 0) + len(rows)
 
-    def write_rels(self, batch: RelBatch) -> None:
-        q = rel_query(batch)
+    def _rel_rows(self, batch: RelBatch) -> list[dict[str, Any]]:
+        from_rows = [p for p in batch.merge_keys if p not in ("source", self.prov.stamp)]
         rows = []
         for r in batch.rows:
             r = clean_row(r)
             start, end = r.pop("start", None), r.pop("end", None)
             if start is None or end is None:
                 raise ValueError(f"{batch.rel_type} row needs 'start' and 'end': {r}")
+            # MERGE on a null property fails inside Neo4j with a less helpful message
+            if lacking := [p for p in from_rows if p not in r]:
+                raise ValueError(f"{batch.rel_type} row needs {lacking} to merge on: {r}")
             rows.append({"start": start, "end": end, "props": r})
+        return rows
+
+    def write_rels(self, batch: RelBatch) -> None:
+        q = rel_query(batch, self.prov)
+        rows = self._rel_rows(batch)
         for chunk in _chunks(rows, self.batch_size):
 
             def work(tx: ManagedTransaction, chunk: Sequence[dict] = chunk) -> tuple[int, list[dict]]:
-                res = tx.run(q, rows=list(chunk), source=self.source, run=self.run_id)
+                res = tx.run(q, rows=list(chunk), **self.prov.params())
                 missing = [rec.data() for rec in res]
+                if missing and batch.require_endpoints:  # raised inside: the transaction rolls back
+                    raise MissingEndpointError(_describe_missing(batch, missing))
                 return res.consume().counters.relationships_created, missing
 
-            created, missing = self.conn.write(work)
+            created, missing = self._execute(work)
             self.counts.rels_created += created
             self.counts.rels_matched += len(chunk) - created - len(missing)
             self.counts.rels_missing_endpoint += len(missing)
@@ -230,6 +386,133 @@ class BatchWriter:
                 self.on_rows(len(chunk))
         written = len(rows)
         self.counts.by_rel_type[batch.rel_type] = self.counts.by_rel_type.get(batch.rel_type, 0) + written
+
+    def delete(self, spec: Delete) -> int:
+        """Run ``spec`` in batches of ``batch_size`` deletions; returns how many were deleted."""
+        n = _delete(self._execute, spec, self.batch_size)
+        self.counts.deleted += n
+        return n
+
+
+def _delete(execute: Callable[[Callable[[ManagedTransaction], int]], int], spec: Delete, limit: int) -> int:
+    """Delete what ``spec`` matches, ``limit`` at a time (each call of ``execute`` one transaction, or all
+    in the caller's); returns how many nodes/relationships were deleted."""
+    q = delete_query(spec)
+    where = dict(spec.where)
+    if any(v is None for v in where.values()):  # `x.p = null` matches nothing: a silent no-op
+        raise ValueError(f"Delete {spec.label} {spec.rel_type or ''}: where has a None value: {where}")
+
+    def work(tx: ManagedTransaction) -> int:
+        return int(tx.run(q, where=where, limit=limit).single()["n"])
+
+    total = 0
+    while (n := execute(work)) > 0:
+        total += n
+        if n < limit:
+            break
+    return total
+
+
+def _describe_missing(batch: RelBatch, missing: list[dict[str, Any]]) -> str:
+    m = missing[0]
+    (sl, _), (el, _) = batch.start, batch.end
+    what = f"{sl} {m['start']!r}" if m["missing_start"] else f"{el} {m['end']!r}"
+    return f"{what} is not in the graph ({len(missing)} {batch.rel_type} relationship(s) with a missing end)"
+
+
+# ------------------------------------------------------------------------------- runs and modes
+
+
+def begin_run(
+    conn: Neo4jConnection, prov: Provenance, props: Mapping[str, Any] | None = None, new_attempt: bool = True
+) -> None:
+    """MERGE the run node, set ``props`` and mark it ``running`` (``attempts`` + 1 with ``new_attempt``)."""
+    conn.query(run_start_query(prov.label), id=prov.run_id, props=clean_row(props or {}),
+               attempt=int(new_attempt))
+
+
+def end_run(
+    conn: Neo4jConnection, prov: Provenance, status: str, error: str | None = None,
+    props: Mapping[str, Any] | None = None,
+) -> None:
+    """Mark the run ``completed`` or ``failed`` (with ``error``) and set ``props`` on it."""
+    if status not in ("completed", "failed"):
+        raise ValueError(f"a run ends completed or failed, not {status!r}")
+    conn.query(run_end_query(prov.label), id=prov.run_id, status=status, error=error,
+               props=clean_row(props or {}))
+
+
+def _mark_failed(conn: Neo4jConnection, prov: Provenance, exc: BaseException,
+                 props: Mapping[str, Any] | None) -> None:
+    msg = f"{type(exc).__name__}: {exc}"[:2000]
+    try:
+        end_run(conn, prov, "failed", msg, props)
+    except Exception as mark_exc:  # e.g. Neo4j went away: the original error is the one to raise
+        exc.add_note(f"(the {prov.label} {prov.run_id} could not be marked failed: {mark_exc})")
+
+
+Summary = Callable[[WriteCounts, bool], Mapping[str, Any]]
+
+
+def write_run(
+    conn: Neo4jConnection,
+    prov: Provenance,
+    batches: Iterable[Batch],
+    props: Mapping[str, Any] | None = None,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_rows: Callable[[int], object] | None = None,
+    new_attempt: bool = True,
+    summary: Summary | None = None,
+) -> WriteCounts:
+    """Write ``batches`` (one transaction per batch) inside the run node's lifecycle.
+
+    The run node gets ``props`` and ``running``, then ``completed`` or, if anything raises (a batch,
+    or the iterator producing them), ``failed`` with the error before the exception propagates.
+    ``summary(counts, ok)`` gives extra properties stored on the run when it ends. ``new_attempt=False``
+    continues a run (a second write of the same run) without counting another attempt.
+    """
+    begin_run(conn, prov, props, new_attempt)
+    writer = BatchWriter(conn, prov, batch_size, on_rows)
+    try:
+        for batch in batches:
+            writer.write(batch)
+    except BaseException as exc:
+        _mark_failed(conn, prov, exc, summary(writer.counts, False) if summary else None)
+        raise
+    end_run(conn, prov, "completed", props=summary(writer.counts, True) if summary else None)
+    return writer.counts
+
+
+def write_atomic(
+    conn: Neo4jConnection, prov: Provenance, batches: Sequence[Batch], batch_size: int = DEFAULT_BATCH_SIZE
+) -> WriteCounts:
+    """Write every batch in one transaction: all of it lands or none of it does.
+
+    A transient error retries the whole transaction (``batches`` must be a sequence, not an iterator, so
+    it can be replayed); any other error rolls it back, leaving the graph as it was. The run node is not
+    touched: nothing partial can be seen, so there is no ``running``/``failed`` state to record. Meant
+    for small writes (one explanation); large ones belong in :func:`write_run`.
+    """
+    batches = list(batches)
+
+    def work(tx: ManagedTransaction) -> WriteCounts:
+        writer = BatchWriter(conn, prov, batch_size, tx=tx)  # fresh counts on every retry
+        for batch in batches:
+            writer.write(batch)
+        return writer.counts
+
+    return conn.write(work)
+
+
+def delete_batched(
+    conn: Neo4jConnection, specs: Iterable[Delete], batch_size: int = DEFAULT_BATCH_SIZE
+) -> int:
+    """Run ``specs`` outside any run (clean-up); returns how many nodes/relationships were deleted."""
+    return sum(_delete(conn.write, spec, batch_size) for spec in specs)
+
+
+# ------------------------------------------------------------------------------------- ingests
 
 
 def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
@@ -274,44 +557,22 @@ def run_ingest(
     params = dict(params or {})
     paths = [str(Path(f).resolve()) for f in files]
     hashes = [file_sha256(f) for f in files]
-    run_id = ingest_run_id(source, hashes, params)
-    conn.query(
-        "MERGE (r:IngestRun {id: $id}) ON CREATE SET r.attempts = 0, r.created = datetime() "
-        "SET r.source = $source, r.files = $files, r.sha256 = $hashes, r.params = $params, "
-        "r.status = 'running', r.started = datetime(), r.ended = null, r.error = null, "
-        "r.attempts = r.attempts + 1",
-        id=run_id,
-        source=source,
-        files=paths,
-        hashes=hashes,
-        params=json.dumps(params, default=str),
-    )
+    prov = Provenance.ingest(source, ingest_run_id(source, hashes, params))
+    run_props = {"source": source, "files": paths, "sha256": hashes,
+                 "params": json.dumps(params, default=str)}
+
+    def summary(counts: WriteCounts, ok: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"counts": json.dumps(counts.as_dict())}
+        if ok:
+            out |= {"stats": json.dumps(dict(stats or {}), default=str),
+                    "nodes_created": counts.nodes_created, "rels_created": counts.rels_created,
+                    "rels_missing_endpoint": counts.rels_missing_endpoint}
+        return out
+
     bar = tqdm(desc=f"ingest {source}", unit="rows", disable=not progress, leave=False)
-    writer = BatchWriter(conn, source, run_id, batch_size, on_rows=bar.update)
     try:
-        for batch in batches:
-            writer.write(batch)
-    except BaseException as exc:
+        counts = write_run(conn, prov, batches, run_props, batch_size=batch_size, on_rows=bar.update,
+                           summary=summary)
+    finally:
         bar.close()
-        msg = f"{type(exc).__name__}: {exc}"[:2000]
-        conn.query(
-            "MATCH (r:IngestRun {id: $id}) SET r.status = 'failed', r.error = $error, r.ended = datetime(), "
-            "r.counts = $counts",
-            id=run_id,
-            error=msg,
-            counts=json.dumps(writer.counts.as_dict()),
-        )
-        raise
-    bar.close()
-    final_stats = dict(stats or {})
-    conn.query(
-        "MATCH (r:IngestRun {id: $id}) SET r.status = 'completed', r.ended = datetime(), r.counts = $counts, "
-        "r.stats = $stats, r.nodes_created = $nc, r.rels_created = $rc, r.rels_missing_endpoint = $miss",
-        id=run_id,
-        counts=json.dumps(writer.counts.as_dict()),
-        stats=json.dumps(final_stats, default=str),
-        nc=writer.counts.nodes_created,
-        rc=writer.counts.rels_created,
-        miss=writer.counts.rels_missing_endpoint,
-    )
-    return IngestReport(run_id, source, "completed", writer.counts, final_stats)
+    return IngestReport(prov.run_id, source, "completed", counts, dict(stats or {}))

@@ -10,6 +10,7 @@ import pytest
 
 from moakg.kg.connection import Neo4jConnection, Neo4jSettings
 from moakg.kg.local_server import LocalNeo4j, free_port
+from moakg.kg.maintenance import clear_graph
 from moakg.kg.schema import init_schema
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -58,13 +59,8 @@ def _session_conn(neo4j_settings: Neo4jSettings) -> Iterator[Neo4jConnection]:
 @pytest.fixture
 def conn(_session_conn: Neo4jConnection) -> Neo4jConnection:
     """A connection to an empty graph (schema in place): every test starts from nothing."""
-    _wipe(_session_conn)
+    clear_graph(_session_conn)
     return _session_conn
-
-
-def _wipe(conn: Neo4jConnection) -> None:
-    with conn.session() as s:  # CALL ... IN TRANSACTIONS needs an auto-commit transaction
-        s.run("MATCH (n) WHERE NOT n:SchemaVersion CALL (n) { DETACH DELETE n } IN TRANSACTIONS").consume()
 
 
 @pytest.fixture
@@ -90,6 +86,6 @@ def demo_conn(_session_conn: Neo4jConnection) -> Neo4jConnection:
     runs = _session_conn.query("MATCH (r:IngestRun) RETURN r.source AS s, r.status AS st")
     want = {a.source for a in adapters}
     if {r["s"] for r in runs} != want or any(r["st"] != "completed" for r in runs) or len(runs) != len(want):
-        _wipe(_session_conn)
+        clear_graph(_session_conn)
         run_adapters(_session_conn, adapters, progress=False)
     return _session_conn

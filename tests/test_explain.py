@@ -33,6 +33,7 @@ from moakg.ingest.runner import run_adapters
 from moakg.kg.connection import Neo4jConnection, Neo4jSettings
 from moakg.kg.explanations import delete_explanations, explanation_counts
 from moakg.kg.export import IdMaps, export_heterodata
+from moakg.kg.maintenance import clear_graph
 from moakg.kg.queries import load_query
 from moakg.kg.schema import NODE_KEYS
 from moakg.kg.writeback import delete_model_run
@@ -49,9 +50,7 @@ def demo(_session_conn: Neo4jConnection) -> Neo4jConnection:
     want = {a.source for a in adapters}
     runs = _session_conn.query("MATCH (r:IngestRun) RETURN r.source AS s, r.status AS st")
     if {r["s"] for r in runs} != want or len(runs) != len(want) or any(r["st"] != "completed" for r in runs):
-        with _session_conn.session() as s:
-            s.run("MATCH (n) WHERE NOT n:SchemaVersion CALL (n) { DETACH DELETE n } IN TRANSACTIONS"
-                  ).consume()
+        clear_graph(_session_conn)
         run_adapters(_session_conn, adapters, progress=False)
     return _session_conn
 

@@ -32,6 +32,7 @@ from moakg.kg.export import (
     load_export,
     save_export,
 )
+from moakg.kg.maintenance import clear_graph
 from moakg.kg.schema import NODE_KEYS
 
 DEMO = Path(__file__).resolve().parents[1] / "demo" / "sources.toml"
@@ -45,9 +46,7 @@ def demo(_session_conn: Neo4jConnection) -> Neo4jConnection:
     want = {a.source for a in adapters}
     runs = _session_conn.query("MATCH (r:IngestRun) RETURN r.source AS s, r.status AS st")
     if {r["s"] for r in runs} != want or len(runs) != len(want) or any(r["st"] != "completed" for r in runs):
-        with _session_conn.session() as s:  # CALL ... IN TRANSACTIONS needs an auto-commit transaction
-            s.run("MATCH (n) WHERE NOT n:SchemaVersion CALL (n) { DETACH DELETE n } IN TRANSACTIONS"
-                  ).consume()
+        clear_graph(_session_conn)
         run_adapters(_session_conn, adapters, progress=False)
     return _session_conn
 
