@@ -1,15 +1,24 @@
-"""The `moakg` command line: neo4j, db, ingest, export, train, explain and query sub-commands."""
+"""The `moakg` command line: neo4j, db, ingest, export, train, explain and query sub-commands.
+
+Errors (see :mod:`moakg.errors`): a :class:`~moakg.errors.UserError` or ``FileNotFoundError`` from any
+command is printed as one line, ``error: <message>`` (exit status 1). Any other exception is a bug: one
+line names it and the log file under ``$MOAKG_HOME/logs/`` that holds its traceback (exit status 1).
+``moakg --debug ...`` or ``MOAKG_DEBUG=1`` prints the traceback on stderr instead, for both kinds.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from moakg.console import connect, fail, print_table
+from moakg.errors import describe, is_user_error, write_error_log
 from moakg.gnn.cli import add_cli as add_train_cli
 from moakg.gnn.explain.cli import add_cli as add_explain_cli
 from moakg.ingest.commands import ingest_app
@@ -17,12 +26,60 @@ from moakg.kg.export import add_cli as add_export_cli
 from moakg.kg.local_server import LocalNeo4j, LocalNeo4jError, build_launcher
 from moakg.pipeline import add_cli as add_pipeline_cli
 
+
+def report_error(exc: Exception, debug: bool) -> typer.Exit:
+    """Print what went wrong (see the module docstring) and return the exit to raise."""
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    if is_user_error(exc):
+        return fail(str(exc))
+    if debug:
+        return fail(f"unexpected {describe(exc)} (a bug in moakg; traceback above)")
+    try:
+        log = write_error_log(exc)
+    except OSError as log_exc:  # no writable MOAKG_HOME: the traceback goes to the terminal instead
+        traceback.print_exception(exc, file=sys.stderr)
+        return fail(f"unexpected {describe(exc)} (a bug in moakg; traceback above, not logged: {log_exc})")
+    typer.echo(f"error: unexpected {describe(exc)} (a bug in moakg, not a problem with your input)", err=True)
+    typer.echo(f"  traceback: {log}  (or rerun with `moakg --debug ...`)", err=True)
+    return typer.Exit(1)
+
+
+class ReportingGroup(TyperGroup):
+    """The top-level command group: runs a sub-command and reports its exceptions (:func:`report_error`).
+
+    Exceptions are handled here rather than in :func:`main` so that ``CliRunner().invoke(app, ...)``
+    in tests behaves exactly as the ``moakg`` command does."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):  # exits, usage errors: typer's own handling
+            raise
+        except Exception as exc:
+            raise report_error(exc, debug=bool(ctx.params.get("debug"))) from None
+
+
 app = typer.Typer(
+    cls=ReportingGroup,
     help="moakg: predict and explain a drug's mechanism of action and targets from L1000 signatures, "
     "with a Neo4j knowledge graph and heterogeneous GNNs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", envvar="MOAKG_DEBUG",
+                     help="Print the traceback of any error (default: one line; bugs logged to a file)."),
+    ] = False,
+) -> None:
+    """Global options; ``debug`` is read back by :class:`ReportingGroup` from the context."""
+
+
 neo4j_app = typer.Typer(
     help="The project's own local Neo4j 5.26 server (built from Maven Central).", no_args_is_help=True
 )
@@ -183,7 +240,8 @@ def query_run(
         raise fail(f"--format must be table, json or csv, not {fmt!r}")
 
 
-def main() -> None:  # pragma: no cover - console entry point wrapper
+def main() -> None:
+    """The ``moakg`` console script (``[project.scripts]``)."""
     app(prog_name="moakg")
 
 

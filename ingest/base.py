@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
+from moakg.errors import UserError
 from moakg.kg.connection import Neo4jConnection
 from moakg.kg.writer import DEFAULT_BATCH_SIZE, Batch, IngestReport, run_ingest
 
@@ -43,7 +44,7 @@ def normalise_moa(name: str | None) -> str | None:
     return n or None
 
 
-class InputFormatError(ValueError):
+class InputFormatError(UserError):
     """Bad input: names the file, the line or record, and what was expected."""
 
     def __init__(self, path: Path | str, where: str | int | None, problem: str) -> None:

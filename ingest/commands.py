@@ -18,7 +18,7 @@ import typer
 
 from moakg.console import connect, print_table
 from moakg.ingest.base import InputFormatError, SourceAdapter
-from moakg.ingest.runner import USER_ERRORS, report_rows, run_adapters
+from moakg.ingest.runner import report_rows, run_adapters
 
 ingest_app = typer.Typer(
     help="Load data sources into Neo4j (idempotent; every run is recorded as an IngestRun).",
@@ -76,17 +76,9 @@ def ingest_all(
     """Run every source of a sources.toml in dependency order, then print what is in the graph."""
     from moakg.kg.queries import load_query
 
-    try:
-        adapters = adapters_from_config(config)
-    except USER_ERRORS as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    adapters = adapters_from_config(config)  # errors in the config: UserError, one line (moakg.cli)
     with connect() as conn:
-        try:
-            reports = run_adapters(conn, adapters, batch_size)
-        except USER_ERRORS as exc:
-            typer.echo(f"error: {exc}".replace("\n", " "), err=True)
-            raise typer.Exit(1) from None
+        reports = run_adapters(conn, adapters, batch_size)
         typer.echo("\ningest runs")
         print_table(report_rows(reports))
         typer.echo("\ngraph")

@@ -39,6 +39,7 @@ from xml.etree import ElementTree as ET
 import typer
 from tqdm.auto import tqdm
 
+from moakg.errors import UserError
 from moakg.ingest.base import InputFormatError, SourceAdapter, normalise_symbol, open_text
 from moakg.ingest.compounds import (
     CompoundIdentity,
@@ -157,7 +158,7 @@ def xml_drug_record(drug: ET.Element, record: int, categories: Sequence[str]) ->
     primary = [i for i in ids if i.get("primary") == "true"] or ids[:1]
     dbid = _text(primary[0]) if primary else None
     if dbid is None:
-        raise ValueError(f"record {record}: <drug> without a <drugbank-id>")
+        raise UserError(f"record {record}: <drug> without a <drugbank-id>")
     calc = {}
     for prop in drug.iterfind(f"{_q('calculated-properties')}/{_q('property')}"):
         kind, value = _text(prop.find(_q("kind"))), _text(prop.find(_q("value")))
@@ -322,12 +323,12 @@ class DrugBankAdapter(SourceAdapter):
              {"xml": xml, "vocabulary": vocabulary, "drugs_tsv": drugs_tsv, "proteins_tsv": proteins_tsv,
               "gene_info": gene_info}.items()}
         if not any(p[k] for k in ("xml", "vocabulary", "drugs_tsv")):
-            raise ValueError("give at least one DrugBank input: xml, vocabulary or drugs_tsv")
+            raise UserError("give at least one DrugBank input: xml, vocabulary or drugs_tsv")
         if p["proteins_tsv"] is not None and p["drugs_tsv"] is None:
-            raise ValueError("proteins_tsv needs drugs_tsv (the drugs it refers to)")
+            raise UserError("proteins_tsv needs drugs_tsv (the drugs it refers to)")
         bad = [c for c in categories if c not in CATEGORIES]
         if bad or not categories:
-            raise ValueError(f"categories must be a non-empty subset of {CATEGORIES}, got {list(categories)}")
+            raise UserError(f"categories must be a non-empty subset of {CATEGORIES}, got {list(categories)}")
         self.xml, self.vocabulary = p["xml"], p["vocabulary"]
         self.drugs_tsv, self.proteins_tsv, self.gene_info = p["drugs_tsv"], p["proteins_tsv"], p["gene_info"]
         self.categories = tuple(categories)

@@ -28,6 +28,7 @@ import typer
 from obonet.read import parse_tag_line
 from tqdm.auto import tqdm
 
+from moakg.errors import UserError
 from moakg.ingest.base import InputFormatError, SourceAdapter, normalise_symbol, open_text
 from moakg.ingest.runner import run_adapter_cli
 from moakg.kg.writer import Batch, NodeBatch, RelBatch
@@ -319,7 +320,7 @@ class GOAdapter(SourceAdapter):
 def from_config(section: dict[str, Any], base_dir: Path) -> GOAdapter:
     """``[go]`` section: obo, gaf (paths relative to base_dir), include_obsolete, taxon, evidence_exclude."""
     if not section.get("obo"):
-        raise ValueError("[go] needs 'obo' (a GO .obo file)")
+        raise UserError("[go] needs 'obo' (a GO .obo file)")
     gaf = section.get("gaf")
     return GOAdapter(
         base_dir / section["obo"],

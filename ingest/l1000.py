@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import typer
 
+from moakg.errors import UserError
 from moakg.ingest.base import InputFormatError, SourceAdapter, normalise_moa
 from moakg.ingest.compounds import CompoundIndex, canonical_smiles
 from moakg.ingest.l1000_consensus import VEHICLE, CollapseStats, collapse
@@ -97,9 +98,9 @@ class L1000Adapter(SourceAdapter):
     ) -> None:
         super().__init__()
         if (gctx is None) == (gct is None):
-            raise ValueError("give exactly one matrix: gctx (HDF5) or gct (text)")
+            raise UserError("give exactly one matrix: gctx (HDF5) or gct (text)")
         if top_k < 1:
-            raise ValueError("top_k must be >= 1")
+            raise UserError("top_k must be >= 1")
         self.matrix_path = Path(gctx if gctx is not None else gct)  # type: ignore[arg-type]
         self.is_gctx = gctx is not None
         self.sig_info, self.gene_info = _paths(sig_info), _paths(gene_info)
@@ -179,7 +180,7 @@ class L1000Adapter(SourceAdapter):
     def _level(self, m: L1000Matrix, sig: pd.DataFrame) -> int:
         if self.level != "auto":
             if self.level not in ("3", "4", "5"):
-                raise ValueError(f"level must be auto, 3, 4 or 5, not {self.level!r}")
+                raise UserError(f"level must be auto, 3, 4 or 5, not {self.level!r}")
             return int(self.level)
         if self.sig_info or any(sig[c].notna().any() for c in _QUALITY_FIELDS):
             return 5
@@ -408,7 +409,7 @@ def from_config(section: dict[str, Any], base_dir: Path) -> L1000Adapter:
     """``[l1000]``: ``gctx`` or ``gct`` (required), table paths (a path or a list), and options."""
     unknown = set(section) - set(_PATH_KEYS) - set(_OPTION_KEYS)
     if unknown:
-        raise ValueError(f"[l1000] unknown keys: {sorted(unknown)}")
+        raise UserError(f"[l1000] unknown keys: {sorted(unknown)}")
 
     def rel(v: Any) -> Any:
         if v is None:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from moakg.errors import UserError
 from moakg.ingest.base import InputFormatError, open_text
 from moakg.ingest.base import normalise_symbol as _shared_symbol
 
@@ -278,7 +279,7 @@ def pct_scale(values: pd.Series, scale: str = "auto") -> str:
     if scale in ("fraction", "percent"):
         return scale
     if scale != "auto":
-        raise ValueError(f"pct_self_rank_scale must be auto, fraction or percent, not {scale!r}")
+        raise UserError(f"pct_self_rank_scale must be auto, fraction or percent, not {scale!r}")
     v = values.dropna()
     return "fraction" if len(v) and v.max() <= 1.0 else "percent"
 

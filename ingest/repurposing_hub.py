@@ -26,6 +26,7 @@ from typing import Annotated, Any
 
 import typer
 
+from moakg.errors import UserError
 from moakg.ingest.base import InputFormatError, SourceAdapter, normalise_moa, normalise_symbol
 from moakg.ingest.compounds import CompoundIdentity, CompoundIndex, canonical_smiles, structure_inchikey
 from moakg.ingest.runner import run_adapter_cli
@@ -328,7 +329,7 @@ class RepurposingHubAdapter(SourceAdapter):
 def from_config(section: dict[str, Any], base_dir: Path) -> RepurposingHubAdapter:
     """``[repurposing_hub]``: ``drugs`` (required) and ``samples`` paths, relative to ``base_dir``."""
     if not section.get("drugs"):
-        raise ValueError("[repurposing_hub] needs 'drugs' (repurposing_drugs_<date>.txt)")
+        raise UserError("[repurposing_hub] needs 'drugs' (repurposing_drugs_<date>.txt)")
     samples = section.get("samples")
     return RepurposingHubAdapter(base_dir / section["drugs"], samples=base_dir / samples if samples else None)
 

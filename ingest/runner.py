@@ -8,14 +8,12 @@ from typing import Any
 import typer
 
 from moakg.console import connect, print_table
-from moakg.ingest.base import InputFormatError, SourceAdapter
+from moakg.errors import USER_ERRORS  # noqa: F401 - re-exported: kg/export.py and pipeline.py import it here
+from moakg.ingest.base import SourceAdapter
 from moakg.ingest.compounds import CompoundIndex
-from moakg.kg.connection import Neo4jConnection, Neo4jUnavailable
+from moakg.kg.connection import Neo4jConnection
 from moakg.kg.schema import require_schema
 from moakg.kg.writer import DEFAULT_BATCH_SIZE, IngestReport
-
-#: errors that are the user's input or environment, reported in one line rather than a traceback
-USER_ERRORS = (InputFormatError, Neo4jUnavailable, FileNotFoundError, ValueError, RuntimeError)
 
 
 def run_adapters(
@@ -51,14 +49,11 @@ def run_adapter_cli(
     make_adapter: Callable[[], SourceAdapter], batch_size: int = DEFAULT_BATCH_SIZE
 ) -> IngestReport:
     """What every `moakg ingest <source>` does: build the adapter (checking its inputs), connect,
-    ingest, print counts and stats; bad input and connection problems end in one error line."""
+    ingest, print counts and stats. Bad input and connection problems raise a
+    :class:`~moakg.errors.UserError`, which the command line prints in one line."""
     with connect() as conn:
-        try:
-            adapter = make_adapter()
-            [report] = run_adapters(conn, [adapter], batch_size)
-        except USER_ERRORS as exc:
-            typer.echo(f"error: {exc}".replace("\n", " "), err=True)
-            raise typer.Exit(1) from None
+        adapter = make_adapter()
+        [report] = run_adapters(conn, [adapter], batch_size)
     print_table(report_rows([report]))
     if report.counts.missing_examples:
         typer.echo(f"relationships to missing nodes (first {len(report.counts.missing_examples)}):")

@@ -33,6 +33,7 @@ from typing import Annotated, Any
 import typer
 from tqdm.auto import tqdm
 
+from moakg.errors import UserError
 from moakg.ingest.base import InputFormatError, SourceAdapter, normalise_symbol, open_text
 from moakg.ingest.runner import run_adapter_cli
 from moakg.kg.writer import Batch, NodeBatch, RelBatch
@@ -171,9 +172,9 @@ class StringAdapter(SourceAdapter):
     ) -> None:
         super().__init__()
         if info is None and aliases is None:
-            raise ValueError("STRING ids are not gene symbols: give protein.info and/or protein.aliases")
+            raise UserError("STRING ids are not gene symbols: give protein.info and/or protein.aliases")
         if not 0 <= int(min_score) <= 1000:
-            raise ValueError(f"min_score is on STRING's 0-1000 scale, got {min_score}")
+            raise UserError(f"min_score is on STRING's 0-1000 scale, got {min_score}")
         self.links = Path(links)
         self.info = Path(info) if info is not None else None
         self.aliases = Path(aliases) if aliases is not None else None
@@ -319,7 +320,7 @@ class SymbolPairAdapter(SourceAdapter):
         if not source or not source.replace("_", "").isalnum():
             raise ValueError(f"source must be a plain name, got {source!r}")
         if symbol_columns is not None and len(symbol_columns) != 2:
-            raise ValueError(f"symbol_columns needs two column names, got {list(symbol_columns)}")
+            raise UserError(f"symbol_columns needs two column names, got {list(symbol_columns)}")
         self.source = source  # type: ignore[misc]  # one adapter class serves several named tables
         self.path = Path(path)
         self.symbol_columns = list(symbol_columns) if symbol_columns is not None else None
@@ -431,7 +432,7 @@ def string_from_config(section: dict[str, Any], base_dir: Path) -> StringAdapter
     """``[string]`` section: links, info, aliases (paths relative to base_dir), min_score, alias_sources."""
     links = _path(section, "links", base_dir)
     if links is None:
-        raise ValueError("[string] needs 'links' (a protein.links or protein.links.detailed file)")
+        raise UserError("[string] needs 'links' (a protein.links or protein.links.detailed file)")
     return StringAdapter(
         links,
         info=_path(section, "info", base_dir),
@@ -445,7 +446,7 @@ def pairs_from_config(section: dict[str, Any], base_dir: Path) -> SymbolPairAdap
     """``[ppi]``-style section: path, source, symbol_columns, list_columns, pubmed_column."""
     path = _path(section, "path", base_dir)
     if path is None:
-        raise ValueError("a symbol-pair section needs 'path'")
+        raise UserError("a symbol-pair section needs 'path'")
     return SymbolPairAdapter(
         path,
         source=section.get("source", "ppi"),

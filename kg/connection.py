@@ -17,13 +17,16 @@ from typing import Any, TypeVar
 from neo4j import Driver, GraphDatabase, ManagedTransaction, Session
 from neo4j.exceptions import AuthError, ConfigurationError, ServiceUnavailable, SessionExpired
 
+from moakg.errors import UserError
 from moakg.kg.local_server import LocalNeo4j
 
 T = TypeVar("T")
 
 
-class Neo4jUnavailable(RuntimeError):
-    """Neo4j could not be reached or refused the credentials; the message is meant for the user."""
+class Neo4jUnavailable(UserError, RuntimeError):
+    """Neo4j could not be reached or refused the credentials; the message is meant for the user.
+
+    A :class:`~moakg.errors.UserError`; still a ``RuntimeError`` for callers that catch that."""
 
 
 @dataclass(frozen=True)

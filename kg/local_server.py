@@ -22,14 +22,19 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from moakg.errors import UserError
+
 LAUNCHER_DIR = Path(__file__).resolve().parent / "neo4j_launcher"
 LAUNCHER_CLASS = "moakg.Neo4jLauncher"
 DEFAULT_BOLT_PORT = 7687
 DEFAULT_HTTP_PORT = 7474
 
 
-class LocalNeo4jError(RuntimeError):
-    """The local Neo4j could not be built, started or stopped; the message says why and where to look."""
+class LocalNeo4jError(UserError, RuntimeError):
+    """The local Neo4j could not be built, started or stopped; the message says why and where to look.
+
+    A :class:`~moakg.errors.UserError` (missing Java or Maven, a port in use, ...); still a
+    ``RuntimeError`` for callers that catch that."""
 
 
 def moakg_home() -> Path:
