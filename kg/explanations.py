@@ -3,16 +3,27 @@
     (:Explanation {id, run, method, kind, prediction, score, fidelity_plus, fidelity_minus,
                    characterization, sparsity, created, updated})
       -[:EXPLAINS]->(:Compound)     -[:FOR]->(:MoA | :Gene)
-    (:Explanation)-[:HAS_PATH]->(:ExplanationPath {id, rank, score, metapath, length})
+    (:Explanation)-[:HAS_PATH]->(:ExplanationPath {id, explanation, rank, score, metapath, length})
       -[:STEP {order, weight, rel_type, forward}]->(node)     one STEP per node of the path, order 0..l
+
+Every node and relationship above also carries ``run`` (the ModelRun id).
 
 ``STEP.rel_type`` / ``weight`` / ``forward`` describe the relationship that arrives at that node from the
 previous one (``null`` on order 0); ``forward`` is true when it points from the previous node to this one.
 The ``queries/explanation_paths.cypher`` query turns the stored steps back into real graph paths.
 
-The explanation id is a hash of (run, compound, prediction kind and key, method): writing the same
-explanation again updates that node and, in the same transaction, deletes its old ExplanationPaths (and
-their STEPs) before creating the new ones, so counts never grow and stale paths never survive.
+The explanation id is a hash of (run, compound, prediction kind and key, method). Every node and
+relationship is written by :func:`moakg.kg.writer.write_atomic`, stamped with the ModelRun id (``run``):
+writing the same explanation again updates that node and deletes its old ExplanationPaths (and their
+STEPs, found by the paths' ``explanation`` property) before creating the new ones, so counts never grow
+and stale paths never survive.
+
+Why one transaction and not one per batch: an explanation is a few dozen rows, and readers (the
+``explanation_paths`` query, the Browser) must never see it half-replaced, with old paths deleted and
+new ones missing. ``write_atomic`` runs all the writer's batches in one managed transaction (retried as a
+whole on transient errors), so a failure, e.g. a path node that is not in the graph, rolls everything
+back and leaves the previous explanation as it was; there is no half-written state that a run status
+would have to flag.
 """
 
 from __future__ import annotations
@@ -21,10 +32,9 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from neo4j import ManagedTransaction
-
 from moakg.kg.connection import Neo4jConnection
-from moakg.kg.schema import NODE_KEYS, _ident
+from moakg.kg.schema import NODE_KEYS
+from moakg.kg.writer import Batch, Delete, NodeBatch, Provenance, RelBatch, write_atomic
 
 #: prediction kind -> (label, key) of the node the explanation is FOR
 PREDICTION_LABELS: dict[str, tuple[str, str]] = {"moa": ("MoA", "name"), "target": ("Gene", "symbol")}
@@ -46,51 +56,50 @@ def write_explanation(conn: Neo4jConnection, run: str, compound: str, kind: str,
     if kind not in PREDICTION_LABELS:
         raise ValueError(f"prediction kind must be one of {sorted(PREDICTION_LABELS)}, not {kind!r}")
     eid = explanation_id(run, compound, kind, prediction, method)
-    label, key = PREDICTION_LABELS[kind]
+    node = {**props, "id": eid, "method": method, "kind": kind, "prediction": prediction,
+            "compound": compound}
+    write_atomic(conn, Provenance.model(run), [
+        Delete("ExplanationPath", {"explanation": eid}),  # replace: the old paths (and their STEPs) go
+        NodeBatch("Explanation", "id", [node], timestamps=True),
+        *_links(eid, compound, *PREDICTION_LABELS[kind], prediction),
+        *_path_batches(eid, paths),
+    ])
+    return eid
+
+
+def _link(rel_type: str, start: tuple[str, str], end: tuple[str, str], rows: list[dict[str, Any]],
+          merge_on: tuple[str, ...] = ()) -> RelBatch:
+    """A relationship batch of the explanation layer: a missing end node is an error, never skipped."""
+    return RelBatch(rel_type, start, end, rows, merge_on=merge_on, require_endpoints=True)
+
+
+def _links(eid: str, compound: str, label: str, key: str, prediction: str) -> list[Batch]:
+    """EXPLAINS the compound, FOR the predicted MoA / Gene."""
+    return [_link("EXPLAINS", ("Explanation", "id"), ("Compound", "id"), [{"start": eid, "end": compound}]),
+            _link("FOR", ("Explanation", "id"), (label, key), [{"start": eid, "end": prediction}])]
+
+
+def _path_batches(eid: str, paths: Sequence[dict[str, Any]]) -> list[Batch]:
+    """ExplanationPath nodes, their HAS_PATH links and one STEP batch per label of the path nodes."""
+    path_rows, has_path = [], []
     steps_by_label: dict[str, list[dict[str, Any]]] = {}
-    path_rows = []
     for p in paths:
         pid = f"{eid}:{int(p['rank'])}"
-        path_rows.append({"id": pid, "rank": int(p["rank"]), "score": float(p["score"]),
+        path_rows.append({"id": pid, "explanation": eid, "rank": int(p["rank"]), "score": float(p["score"]),
                           "metapath": p["metapath"], "length": len(p["rel_types"])})
+        has_path.append({"start": eid, "end": pid})
         for order, (t, k) in enumerate(zip(p["node_types"], p["node_keys"], strict=True)):
             steps_by_label.setdefault(t, []).append({
-                "path": pid, "key": k, "order": order,
+                "start": pid, "end": k, "order": order,
                 "weight": float(p["weights"][order - 1]) if order else None,
                 "rel_type": p["rel_types"][order - 1] if order else None,
                 "forward": bool(p["forward"][order - 1]) if order else None,
             })
-    clean = {k: v for k, v in props.items() if v is not None}
-
-    def work(tx: ManagedTransaction) -> None:
-        rec = tx.run(
-            "MATCH (c:Compound {id: $compound}) "
-            f"MATCH (t:{_ident(label)} {{{_ident(key)}: $prediction}}) "
-            "MERGE (e:Explanation {id: $id}) ON CREATE SET e.created = datetime() "
-            "SET e += $props, e.run = $run, e.method = $method, e.kind = $kind, e.prediction = $prediction, "
-            "e.compound = $compound, e.updated = datetime() "
-            "MERGE (e)-[:EXPLAINS]->(c) MERGE (e)-[:FOR]->(t) "
-            "WITH e OPTIONAL MATCH (e)-[:HAS_PATH]->(old:ExplanationPath) DETACH DELETE old "
-            "RETURN count(*) AS n",
-            id=eid, compound=compound, prediction=prediction, props=clean, run=run, method=method, kind=kind,
-        ).single()
-        if rec is None or rec["n"] == 0:  # count(*) over no rows is 0: compound or prediction missing
-            raise ValueError(f"compound {compound!r} or {label} {prediction!r} is not in the graph")
-        tx.run("MATCH (e:Explanation {id: $id}) UNWIND $rows AS r "
-               "CREATE (e)-[:HAS_PATH]->(:ExplanationPath {id: r.id, rank: r.rank, score: r.score, "
-               "metapath: r.metapath, length: r.length})", id=eid, rows=path_rows).consume()
-        for node_label, rows in steps_by_label.items():
-            # labels come from the exported node types (schema names), keys from NODE_KEYS: safe to inline
-            q = (f"UNWIND $rows AS r MATCH (p:ExplanationPath {{id: r.path}}) "
-                 f"MATCH (n:{_ident(node_label)} {{{_ident(NODE_KEYS[node_label])}: r.key}}) "
-                 "CREATE (p)-[:STEP {order: r.order, weight: r.weight, rel_type: r.rel_type, "
-                 "forward: r.forward}]->(n) RETURN count(*) AS n")
-            n = tx.run(q, rows=rows).single()["n"]
-            if n != len(rows):
-                raise ValueError(f"{len(rows) - n} {node_label} node(s) of the paths are not in the graph")
-
-    conn.write(work)
-    return eid
+    # node labels are the exported node types (schema names), keys come from NODE_KEYS
+    steps = [_link("STEP", ("ExplanationPath", "id"), (label, NODE_KEYS[label]), rows, merge_on=("order",))
+             for label, rows in steps_by_label.items()]
+    return [NodeBatch("ExplanationPath", "id", path_rows),
+            _link("HAS_PATH", ("Explanation", "id"), ("ExplanationPath", "id"), has_path), *steps]
 
 
 def delete_explanations(conn: Neo4jConnection, run: str | None = None) -> int:

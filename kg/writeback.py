@@ -1,12 +1,16 @@
-"""Writing model runs and their predictions back to Neo4j, idempotently per run id.
+"""Writing model runs and their predictions back to Neo4j, idempotently per run id, through the writer.
 
 A run is one ``(:ModelRun {id})`` node (merged on its key, see ``kg/schema.py``) holding the config, the
 graph version it was trained on (the completed IngestRun ids), the split, metrics and baseline metrics
 (JSON strings plus a few flat numbers that Cypher can sort on) and the checkpoint path. Its predictions
 are relationships ``(:Compound)-[:PREDICTED_MOA {run, score, rank}]->(:MoA)`` and
-``(:Compound)-[:PREDICTED_TARGET {run, score, rank}]->(:Gene)``, merged on ``run``: writing the same run
-again first deletes that run's predictions of that type and then writes the new ones in
-``UNWIND`` batches, so a re-run changes no counts and stale predictions never survive.
+``(:Compound)-[:PREDICTED_TARGET {run, score, rank}]->(:Gene)``, merged on ``run``.
+
+Both go through :func:`moakg.kg.writer.write_run` under the run's :class:`~moakg.kg.writer.Provenance`:
+the ModelRun goes ``running`` -> ``completed`` around every write, or ``failed`` (with the error) when a
+write raises; writing predictions first deletes that run's predictions of that type (in batches) and
+then writes the new ones in ``UNWIND`` batches, so a re-run changes no counts, stale predictions never
+survive, and a failed write is completed by writing the run again.
 """
 
 from __future__ import annotations
@@ -16,11 +20,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from neo4j import ManagedTransaction
 from torch import Tensor
 
 from moakg.kg.connection import Neo4jConnection
-from moakg.kg.writer import clean_row
+from moakg.kg.writer import Delete, Provenance, RelBatch, delete_batched, write_run
 
 #: prediction relationship -> (end label, end key)
 PREDICTION_RELS: dict[str, tuple[str, str]] = {
@@ -45,7 +48,8 @@ def _jsonable(value: Any) -> Any:
 def write_model_run(conn: Neo4jConnection, run_id: str, props: Mapping[str, Any]) -> None:
     """MERGE ``(:ModelRun {id: run_id})`` and set ``props``; dicts and lists of dicts become JSON strings.
 
-    ``created`` is set once; ``updated`` on every write. Lists of plain numbers or strings stay lists.
+    Lists of plain numbers or strings stay lists. ``created`` is set once; every write is a new attempt
+    (``attempts`` + 1, ``started``, ``ended``) that leaves the run ``completed``.
     """
     flat: dict[str, Any] = {}
     for key, value in props.items():
@@ -53,12 +57,8 @@ def write_model_run(conn: Neo4jConnection, run_id: str, props: Mapping[str, Any]
             flat[key] = list(value)
         else:
             flat[key] = _jsonable(value)
-    conn.query(
-        "MERGE (r:ModelRun {id: $id}) ON CREATE SET r.created = datetime() "
-        "SET r += $props, r.updated = datetime()",
-        id=run_id,
-        props=clean_row(flat),
-    )
+    # One write of the run node: running -> completed, a new attempt each time the run is written.
+    write_run(conn, Provenance.model(run_id), [], flat)
 
 
 def top_k_rows(
@@ -89,42 +89,32 @@ def write_predictions(
     if rel_type not in PREDICTION_RELS:
         raise ValueError(f"prediction type must be one of {sorted(PREDICTION_RELS)}, not {rel_type!r}")
     end_label, end_key = PREDICTION_RELS[rel_type]
-    deleted = delete_predictions(conn, run_id, rel_type)
-    # rel_type / labels come from PREDICTION_RELS only, never from input: safe to interpolate.
-    q = (
-        "UNWIND $rows AS r MATCH (c:Compound {id: r.start}) "
-        f"MATCH (t:{end_label} {{{end_key}: r.end}}) "
-        f"MERGE (c)-[p:{rel_type} {{run: $run}}]->(t) SET p.score = r.score, p.rank = r.rank "
-        "RETURN count(p) AS n"
-    )
-    written = 0
-    for i in range(0, len(rows), batch_size):
-        chunk = [dict(r) for r in rows[i : i + batch_size]]
+    batches = [
+        _prediction_delete(run_id, rel_type),  # replace: this run's old predictions of this type go first
+        RelBatch(rel_type, ("Compound", "id"), (end_label, end_key), rows, merge_on=("run",)),
+    ]
+    # Continues the run write_model_run started (not a new attempt); a failure marks the ModelRun failed.
+    counts = write_run(conn, Provenance.model(run_id), batches, batch_size=batch_size, new_attempt=False)
+    missing = counts.rels_missing_endpoint
+    return {"deleted": counts.deleted, "written": len(rows) - missing, "missing": missing}
 
-        def work(tx: ManagedTransaction, chunk: list[dict[str, Any]] = chunk) -> int:
-            return int(tx.run(q, rows=chunk, run=run_id).single()["n"])
 
-        written += conn.write(work)
-    return {"deleted": deleted, "written": written, "missing": len(rows) - written}
+def _prediction_delete(run_id: str, rel_type: str) -> Delete:
+    if rel_type not in PREDICTION_RELS:
+        raise ValueError(f"unknown prediction type {rel_type!r}")
+    return Delete("Compound", {"run": run_id}, rel_type=rel_type)
 
 
 def delete_predictions(conn: Neo4jConnection, run_id: str, rel_type: str | None = None) -> int:
     """Delete the predictions of ``run_id`` (of one type, or all); returns how many."""
     types = [rel_type] if rel_type else list(PREDICTION_RELS)
-    n = 0
-    for t in types:
-        if t not in PREDICTION_RELS:
-            raise ValueError(f"unknown prediction type {t!r}")
-        rows = conn.query(f"MATCH (:Compound)-[p:{t}]->() WHERE p.run = $run DELETE p RETURN count(*) AS n",
-                          run=run_id)
-        n += rows[0]["n"] if rows else 0
-    return n
+    return delete_batched(conn, [_prediction_delete(run_id, t) for t in types])
 
 
 def delete_model_run(conn: Neo4jConnection, run_id: str) -> int:
     """Delete a ModelRun and its predictions; returns the number of predictions deleted."""
     n = delete_predictions(conn, run_id)
-    conn.query("MATCH (r:ModelRun {id: $id}) DETACH DELETE r", id=run_id)
+    delete_batched(conn, [Delete("ModelRun", {"id": run_id})])
     return n
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+
 import pytest
 
 from moakg.kg.connection import Neo4jConnection
@@ -58,12 +62,14 @@ def test_failed_batch_marks_run_failed_and_rerun_completes(conn: Neo4jConnection
     run = conn.query("MATCH (r:IngestRun {source: 'fail_test'}) RETURN r.status AS s, r.error AS e")
     assert run[0]["s"] == "failed" and "property" in run[0]["e"].lower()
     written = conn.query("MATCH (g:Gene) RETURN count(g) AS n")[0]["n"]
-    assert 0 < written < 100  # the first batches landed before the failure
+    assert written == 60  # the first two batches of 30 landed before the failure
     rep = run_ingest(conn, "fail_test", [NodeBatch("Gene", "symbol", good)], batch_size=30, progress=False)
     assert rep.status == "completed"
     assert conn.query("MATCH (g:Gene) RETURN count(g) AS n")[0]["n"] == 100
-    statuses = conn.query("MATCH (r:IngestRun {source: 'fail_test'}) RETURN collect(r.status) AS s")[0]["s"]
-    assert "completed" in statuses
+    # Same source, files and params: the failed run itself is completed, on its second attempt.
+    runs = conn.query("MATCH (r:IngestRun {source: 'fail_test'}) RETURN r.status AS s, r.attempts AS a, "
+                      "r.error AS e")
+    assert runs == [{"s": "completed", "a": 2, "e": None}]
 
 
 def test_failure_in_adapter_marks_run_failed(conn: Neo4jConnection) -> None:
@@ -120,3 +126,53 @@ def test_per_source_relationships_stay_separate(conn: Neo4jConnection) -> None:
     assert rows == [{"s": "src_a", "a": ["inhibitor"]}, {"s": "src_b", "a": ["antagonist"]}]
     srcs = conn.query("MATCH (c:Compound {id: 'C1'}) RETURN c.sources AS s")[0]["s"]
     assert srcs == ["src_a", "src_b"]
+
+
+def _wait_until_blocked(conn: Neo4jConnection, timeout: float = 30.0) -> None:
+    """Return once a writer transaction waits for a lock."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if conn.query("SHOW TRANSACTIONS YIELD status, currentQuery WHERE status STARTS WITH 'Blocked' "
+                      "AND currentQuery CONTAINS 'UNWIND $rows' RETURN count(*) AS n")[0]["n"]:
+            return
+        time.sleep(0.05)
+    raise TimeoutError("the writer never waited for the lock")
+
+
+def test_transient_errors_are_retried(conn: Neo4jConnection, caplog: pytest.LogCaptureFixture) -> None:
+    """A real transient error, a deadlock: the writer's batch locks G0 and waits for G1, which another
+    transaction holds; that one then asks for G0. Neo4j aborts the side holding fewer locks, the writer
+    (Neo.TransientError.Transaction.DeadlockDetected); the driver retries the batch, which lands once the
+    other transaction is gone."""
+    run_ingest(conn, "retry_test", [_genes(3), NodeBatch("CellLine", "cell_id", [{"cell_id": f"L{i}"}
+                                                                                for i in range(50)])],
+               progress=False)
+    session = conn.driver.session(database=conn.database)
+    holder = session.begin_transaction()
+    # the holder takes many locks (so it is not the one Neo4j aborts), G1 among them
+    holder.run("MATCH (n) WHERE n:CellLine OR n.symbol = 'G1' SET n.locked = true").consume()
+    closed_cycle: list[bool] = []
+
+    def close_the_cycle() -> None:
+        try:
+            _wait_until_blocked(conn)
+            holder.run("MATCH (g:Gene {symbol: 'G0'}) SET g.locked = true").consume()  # waits for the writer
+            closed_cycle.append(True)
+        finally:
+            holder.rollback()
+
+    helper = threading.Thread(target=close_the_cycle)
+    helper.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="neo4j"):
+            rep = run_ingest(conn, "retry_test", [_genes(3)], progress=False)
+    finally:
+        helper.join()
+        session.close()
+    assert closed_cycle == [True]  # the holder got G0: the writer's first attempt was aborted
+    retries = [r.getMessage() for r in caplog.records if "will be retried" in r.getMessage()]
+    assert retries and "DeadlockDetected" in retries[0]
+    assert rep.status == "completed" and (rep.counts.nodes_created, rep.counts.nodes_matched) == (0, 3)
+    assert conn.query("MATCH (n) WHERE n.locked RETURN count(n) AS n") == [{"n": 0}]
+    run = conn.query("MATCH (r:IngestRun {source: 'retry_test'}) RETURN r.status AS s, r.attempts AS a")
+    assert run == [{"s": "completed", "a": 2}]  # the retry happened inside one attempt of the run
