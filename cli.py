@@ -24,6 +24,7 @@ from moakg.gnn.explain.cli import add_cli as add_explain_cli
 from moakg.ingest.commands import ingest_app
 from moakg.kg.export import add_cli as add_export_cli
 from moakg.kg.local_server import LocalNeo4j, LocalNeo4jError, build_launcher
+from moakg.kg.queries import NamedQuery
 from moakg.pipeline import add_cli as add_pipeline_cli
 
 
@@ -180,35 +181,32 @@ def db_summary() -> None:
 
 @query_app.command("list")
 def query_list() -> None:
-    """List the named queries with their parameters."""
+    """List the named queries with their parameters (``name:type=default`` where there is a default)."""
     from moakg.kg.queries import list_queries
 
     for q in list_queries():
-        params = ", ".join(f"{p.name}:{p.type}" for p in q.params)
+        params = ", ".join(p.signature() for p in q.params)
         typer.echo(f"{q.name:28s} {q.description}" + (f"  [{params}]" if params else ""))
 
 
-def _parse_param(raw: str, types: dict[str, str]) -> tuple[str, object]:
+def _parse_param(raw: str, query: NamedQuery) -> tuple[str, object]:
     if "=" not in raw:
         raise fail(f"--param must be key=value, got {raw!r}")
     key, value = raw.split("=", 1)
-    kind = types.get(key, "string")
+    param = query.param(key)  # an undeclared name: UserError naming the query's parameters
     try:
-        if kind == "int":
-            return key, int(value)
-        if kind == "float":
-            return key, float(value)
-        if kind == "list":
-            return key, [v for v in value.split(",") if v]
+        return key, param.convert(value)
     except ValueError:
-        raise fail(f"--param {key} expects {kind}, got {value!r}") from None
-    return key, value
+        raise fail(f"--param {key} expects {param.type}, got {value!r}") from None
 
 
 @query_app.command("run")
 def query_run(
     name: Annotated[str, typer.Argument(help="Query name, see `moakg query list`.")],
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value (repeatable).")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="key=value (repeatable); parameters left out take their default."),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
 ) -> None:
     """Run a named query from queries/ with parameters and print the result."""
@@ -216,17 +214,15 @@ def query_run(
 
     from moakg.kg.queries import load_query
 
-    try:
-        q = load_query(name)
-    except KeyError as exc:
-        raise fail(exc.args[0]) from None
-    types = {p.name: p.type for p in q.params}
-    params = dict(_parse_param(raw, types) for raw in param or [])
-    missing = sorted(set(types) - set(params))
+    if fmt not in ("table", "json", "csv"):
+        raise fail(f"--format must be table, json or csv, not {fmt!r}")
+    q = load_query(name)  # an unknown name: UserError listing the known ones
+    params = dict(_parse_param(raw, q) for raw in param or [])
+    missing = q.missing(params)
     if missing:
-        raise fail(f"query {name} needs --param for: {', '.join(missing)}")
+        raise fail(f"query {name} needs --param for: {', '.join(missing)} (no default in {q.path.name})")
     with connect() as conn:
-        rows = conn.query(q.text, **params)
+        rows = conn.query(q.text, **q.bind(params))
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2, default=str))
     elif fmt == "csv":
@@ -234,10 +230,8 @@ def query_run(
             w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
-    elif fmt == "table":
-        print_table(rows)
     else:
-        raise fail(f"--format must be table, json or csv, not {fmt!r}")
+        print_table(rows)
 
 
 def main() -> None:

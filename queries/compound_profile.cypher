@@ -1,7 +1,7 @@
 // name: compound_profile
 // description: One compound: identity, sources, targets, MoAs, signatures, and the genes its signatures most often move up and down.
 // param: compound string Compound.id (InChIKey), LINCS pert_id, DrugBank id, name or synonym (case-insensitive)
-// param: top int how many up- and down-regulated genes to list
+// param: top int =10 how many up- and down-regulated genes to list
 MATCH (c:Compound)
 WHERE c.id = $compound OR c.pert_id = $compound OR $compound IN coalesce(c.pert_ids, [])
    OR c.drugbank_id = $compound OR toLower(c.name) = toLower($compound)

@@ -1,8 +1,8 @@
 // name: explanation_paths
 // description: Stored path explanations drawn as real graph paths: each ExplanationPath's node sequence is matched back over the original relationships (not the STEP links), one path per stored path, with its explanation's method, prediction, score and fidelity.
-// param: run string ModelRun.id of the explanations ('' = every run)
-// param: compound string Compound.id to show ('' = every explained compound)
-// param: top int how many paths per explanation (rank <= top)
+// param: run string ='' ModelRun.id of the explanations ('' = every run)
+// param: compound string ='' Compound.id to show ('' = every explained compound)
+// param: top int =5 how many paths per explanation (rank <= top)
 // The Browser draws `path`; the columns beside it say which explanation and rank it is.
 MATCH (e:Explanation)-[:EXPLAINS]->(c:Compound)
 WHERE ($run = '' OR e.run = $run) AND ($compound = '' OR c.id = $compound)

@@ -1,8 +1,8 @@
 // name: go_terms_via_targets
 // description: GO terms annotated to a compound's target genes, with how many targets carry each term.
 // param: compound string Compound.id, pert_id, DrugBank id or name (case-insensitive)
-// param: namespace string biological_process, molecular_function, cellular_component, or 'any'
-// param: top int how many terms to return
+// param: namespace string =any biological_process, molecular_function, cellular_component, or 'any'
+// param: top int =20 how many terms to return
 MATCH (c:Compound)
 WHERE c.id = $compound OR c.pert_id = $compound OR c.drugbank_id = $compound
    OR toLower(c.name) = toLower($compound)

@@ -1,7 +1,7 @@
 // name: shared_targets
 // description: Compounds that share targets with a given compound, ranked by the number of shared target genes (Jaccard index alongside).
 // param: compound string Compound.id, pert_id, DrugBank id or name (case-insensitive)
-// param: top int how many compounds to return
+// param: top int =10 how many compounds to return
 MATCH (c:Compound)
 WHERE c.id = $compound OR c.pert_id = $compound OR c.drugbank_id = $compound
    OR toLower(c.name) = toLower($compound)

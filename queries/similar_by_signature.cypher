@@ -1,7 +1,7 @@
 // name: similar_by_signature
 // description: Connectivity: compounds whose signatures move the same genes the same way. Score = (same-direction minus opposite-direction shared top genes) / (2 x the query's top genes), from -1 (opposite) to 1 (same).
 // param: compound string Compound.id, pert_id or name (case-insensitive)
-// param: top int how many compounds to return
+// param: top int =10 how many compounds to return
 MATCH (c:Compound)
 WHERE c.id = $compound OR c.pert_id = $compound OR toLower(c.name) = toLower($compound)
 MATCH (c)-[:HAS_SIGNATURE]->(s:Signature)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from moakg.cli import app
+from moakg.errors import UserError
 from moakg.kg.connection import Neo4jConnection, Neo4jSettings
-from moakg.kg.queries import QUERY_DIR, list_queries, load_query
+from moakg.kg.queries import QUERY_DIR, list_queries, load_query, parse_query_file, run_query
 
 DATA = Path(__file__).resolve().parents[1] / "demo" / "data"
 
@@ -118,7 +120,7 @@ def test_shared_targets_and_go_terms_agree_with_the_files(demo_conn: Neo4jConnec
 
 def test_similar_by_signature_equals_a_numpy_computation(demo_conn: Neo4jConnection) -> None:
     rows = run(demo_conn, "similar_by_signature", compound="vemurafenib", top=3)
-    assert rows and all(-1 <= r["score"] <= 1 for r in rows)
+    assert len(rows) == 3
     sigs = demo_conn.query("MATCH (c:Compound)-[:HAS_SIGNATURE]->(s) RETURN c.id AS c, s.z_landmark AS z")
     n_genes = demo_conn.query("MATCH (g:Gene {is_landmark: true}) RETURN count(g) AS n")[0]["n"]
     k = 50
@@ -133,14 +135,19 @@ def test_similar_by_signature_equals_a_numpy_computation(demo_conn: Neo4jConnect
         assert len(s["z"]) == n_genes
         by_c.setdefault(s["c"], []).append(tops(s["z"]))
     me = run(demo_conn, "compound_profile", compound="vemurafenib", top=1)[0]["id"]
-    best = rows[0]
-    score = max(
-        (len(u & u2) + len(d & d2) - len(u & d2) - len(d & u2)) / (len(u) + len(d))
-        for u, d in by_c[me]
-        for u2, d2 in by_c[best["other_id"]]
-    )
-    assert best["score"] == pytest.approx(score, abs=1e-3)
-    assert best["other_id"] != me
+
+    def score(other: str) -> float | None:
+        """Best (same - opposite) / query genes over signature pairs sharing a gene; None: no such pair."""
+        pairs = [
+            (len(u & u2) + len(d & d2) - len(u & d2) - len(d & u2)) / (len(u) + len(d))
+            for u, d in by_c[me] for u2, d2 in by_c[other] if (u | d) & (u2 | d2)
+        ]
+        return max(pairs) if pairs else None
+
+    expected = {o: s for o in by_c if o != me and (s := score(o)) is not None}
+    assert [r["score"] for r in rows] == pytest.approx(sorted(expected.values(), reverse=True)[:3], abs=1e-3)
+    for r in rows:
+        assert r["score"] == pytest.approx(expected[r["other_id"]], abs=1e-3)
 
 
 def test_provenance_names_completed_runs_and_the_right_sources(demo_conn: Neo4jConnection) -> None:
@@ -163,7 +170,72 @@ def test_query_cli_formats(
     assert as_csv.exit_code == 0, as_csv.output
     table = pd.read_csv(io.StringIO(as_csv.output))
     assert len(table) == len(run(demo_conn, "compounds_by_moa", moa="raf inhibitor"))
-    missing = runner.invoke(app, ["query", "run", "compound_profile", "-p", "compound=x"])
-    assert missing.exit_code == 1 and "needs --param for: top" in missing.output
+    missing = runner.invoke(app, ["query", "run", "compound_profile", "-p", "top=3"])
+    assert missing.exit_code == 1
+    assert missing.stderr == ("error: query compound_profile needs --param for: compound "
+                              "(no default in compound_profile.cypher)\n")
+    typo = runner.invoke(app, ["query", "run", "compound_profile", "-p", "compound=x", "-p", "tpo=3"])
+    assert typo.exit_code == 1
+    assert typo.stderr == ("error: query compound_profile has no parameter 'tpo' "
+                           "(its parameters: compound, top)\n")
+    bad = runner.invoke(app, ["query", "run", "compound_profile", "-p", "compound=x", "-p", "top=many"])
+    assert bad.exit_code == 1 and bad.stderr == "error: --param top expects int, got 'many'\n"
     unknown = runner.invoke(app, ["query", "run", "nope"])
     assert unknown.exit_code == 1 and "no query named 'nope'" in unknown.output
+
+
+def test_query_parameters_default_to_the_values_in_the_header(
+    demo_conn: Neo4jConnection, cli_env: Neo4jSettings
+) -> None:
+    top = load_query("compound_profile").param("top")
+    assert top.type == "int" and top.default == 10  # `// param: top int =10 ...`
+    [row] = run_query(demo_conn, "compound_profile", compound="vemurafenib")
+    assert len(row["top_up"]) == len(row["top_down"]) == 10
+    assert row == run(demo_conn, "compound_profile", compound="vemurafenib", top=10)[0]
+    [five] = run_query(demo_conn, "compound_profile", compound="vemurafenib", top=5)
+    assert five["top_up"] == row["top_up"][:5]  # a value given wins over the default
+    args = ["query", "run", "compound_profile", "-p", "compound=vemurafenib", "-f", "json"]
+    shown = CliRunner().invoke(app, args)
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)[0]["top_up"] == row["top_up"]
+    with pytest.raises(UserError, match="query compound_profile needs a value for compound"):
+        run_query(demo_conn, "compound_profile", top=3)
+    with pytest.raises(UserError, match="query shared_targets has no parameter 'k'"):
+        run_query(demo_conn, "shared_targets", compound="vemurafenib", k=3)
+    with pytest.raises(UserError, match="no query named 'nope'"):
+        run_query(demo_conn, "nope")
+
+
+def test_query_header_default_syntax(tmp_path: Path) -> None:
+    path = tmp_path / "q.cypher"
+    path.write_text(
+        "// name: q\n"
+        "// description: every kind of default\n"
+        "// param: who string a name, no default\n"
+        "// param: top int =5 how many\n"
+        "// param: cut float =0.25\n"
+        "// param: run string ='' '' = every run\n"
+        "// param: label string =any\n"
+        "// param: ids list =a,b some ids\n"
+        "// param: score float =null null keeps all\n"
+        "// param: strict bool =false whether to\n"
+        "RETURN $who, $top, $cut, $run, $label, $ids, $score, $strict\n"
+    )
+    q = parse_query_file(path)
+    defaults = {p.name: p.default for p in q.params if p.has_default}
+    assert defaults == {"top": 5, "cut": 0.25, "run": "", "label": "any", "ids": ["a", "b"], "score": None,
+                        "strict": False}
+    assert [p.description for p in q.params] == ["a name, no default", "how many", "", "'' = every run", "",
+                                                 "some ids", "null keeps all", "whether to"]
+    assert q.bind({"who": "x", "top": 7}) == {**defaults, "who": "x", "top": 7}
+    assert q.missing({}) == ["who"]
+    signatures = [p.signature() for p in q.params]
+    assert signatures[:4] == ["who:string", "top:int=5", "cut:float=0.25", "run:string=''"]
+    with pytest.raises(UserError, match="query q needs a value for who"):
+        q.bind({"top": 1})
+    path.write_text("// name: q\n// param: top int =five how many\nRETURN $top\n")
+    with pytest.raises(UserError, match=r"q.cypher: default 'five' of parameter top is not a int"):
+        parse_query_file(path)
+    path.write_text("// name: q\n// param: top integer how many\nRETURN $top\n")
+    with pytest.raises(UserError, match="parameter top has type 'integer'"):
+        parse_query_file(path)
