@@ -23,6 +23,9 @@ from moakg.kg.writer import DEFAULT_BATCH_SIZE, Batch, IngestReport, run_ingest
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.\-@/]*$")
 # STRING's preferred_name is the bare Ensembl protein id when the protein has no gene name.
 _ENSEMBL_RE = re.compile(r"^ENS[A-Z]*[GTP]\d+(\.\d+)?$")
+# Source names as datasets are named (HI-II-14, HuRI.v2, BioGRID_4.4): ASCII letters, digits, '_', '-'
+# and '.', not starting with '-' or '.' (so never an option, '.' or '..'), at most 64 characters.
+_SOURCE_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")  # fullmatch: no trailing newline
 
 
 def normalise_symbol(symbol: str | None) -> str | None:
@@ -34,6 +37,21 @@ def normalise_symbol(symbol: str | None) -> str | None:
     if not s or not _SYMBOL_RE.match(s) or _ENSEMBL_RE.match(s):
         return None
     return s
+
+
+def check_source_name(name: str) -> str:
+    """``name`` if it can be a source name, else :class:`UserError`.
+
+    A source name is stamped on nodes and relationships (``source``, ``sources``) and starts the
+    IngestRun id (``<source>-<hash>``); the writer passes it to Cypher only as a query parameter, never
+    in the query text, and the character set keeps it safe in ids and file names as well.
+    """
+    if not isinstance(name, str) or not _SOURCE_NAME_RE.fullmatch(name):
+        raise UserError(
+            f"source name {name!r}: use 1-64 ASCII letters, digits, '_', '-' or '.', "
+            "not starting with '-' or '.' (e.g. HI-II-14, HuRI.v2)"
+        )
+    return name
 
 
 def normalise_moa(name: str | None) -> str | None:

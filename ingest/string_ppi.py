@@ -34,7 +34,7 @@ import typer
 from tqdm.auto import tqdm
 
 from moakg.errors import UserError
-from moakg.ingest.base import InputFormatError, SourceAdapter, normalise_symbol, open_text
+from moakg.ingest.base import InputFormatError, SourceAdapter, check_source_name, normalise_symbol, open_text
 from moakg.ingest.runner import run_adapter_cli
 from moakg.kg.writer import Batch, NodeBatch, RelBatch
 
@@ -317,8 +317,7 @@ class SymbolPairAdapter(SourceAdapter):
         known_genes: set[str] | None = None,
     ) -> None:
         super().__init__()
-        if not source or not source.replace("_", "").isalnum():
-            raise ValueError(f"source must be a plain name, got {source!r}")
+        check_source_name(source)
         if symbol_columns is not None and len(symbol_columns) != 2:
             raise UserError(f"symbol_columns needs two column names, got {list(symbol_columns)}")
         self.source = source  # type: ignore[misc]  # one adapter class serves several named tables
@@ -487,7 +486,10 @@ def add_cli(app: typer.Typer) -> None:
     @app.command("ppi")
     def ingest_pairs(
         path: Annotated[Path, typer.Argument(help="Tab-separated table of interacting gene-symbol pairs.")],
-        source: Annotated[str, typer.Option(help="Source name stamped on the edges.")] = "ppi",
+        source: Annotated[
+            str, typer.Option(help="Source name stamped on the edges: letters, digits, '_', '-', '.' "
+                                   "(e.g. HI-II-14, HuRI.v2).")
+        ] = "ppi",
         symbol_columns: Annotated[
             str | None,
             typer.Option(help="The two symbol columns, comma-separated (default: source_symbol,target_symbol "

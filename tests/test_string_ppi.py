@@ -7,15 +7,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
-from moakg.ingest.base import InputFormatError
+from moakg.cli import app
+from moakg.errors import UserError
+from moakg.ingest.base import InputFormatError, check_source_name
 from moakg.ingest.string_ppi import (
     DEFAULT_ALIAS_SOURCES,
     StringAdapter,
     SymbolPairAdapter,
     from_config,
 )
-from moakg.kg.connection import Neo4jConnection
+from moakg.kg.connection import Neo4jConnection, Neo4jSettings
 
 # STRING v11 protein.info layout (tab-separated). ENSP...0006 has no gene name (STRING then repeats the
 # protein id as preferred_name); ...0005 is a second isoform of TP53; ...0099 is not in the file at all.
@@ -221,6 +224,40 @@ def test_symbol_pair_custom_columns_and_source(conn: Neo4jConnection, tmp_path: 
                       "RETURN a.symbol AS a, b.symbol AS b, r.method AS m, r.n_records AS n")
     assert rows == [{"a": "EGFR", "b": "GRB2", "m": ["x", "y"], "n": 2}]
     assert adapter.stats["self_links"] == 1
+
+
+@pytest.mark.parametrize("name", ["HI-II-14", "HuRI.v2", "BioGRID_4.4.229", "ppi", "_x", "2024"])
+def test_dataset_names_are_source_names(name: str) -> None:
+    assert check_source_name(name) == name
+
+
+@pytest.mark.parametrize("name", [
+    "", "../x", "a/b", "a b", "x'y", 'x"y', "x`y", "x}y", "-x", ".", "..", ".hidden", "über", "x" * 65,
+    "a\nb", "ab\n",
+])
+def test_unsafe_source_names_are_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(UserError, match="source name"):
+        SymbolPairAdapter(tmp_path / "pairs.tsv", source=name)
+
+
+def test_dataset_named_sources_are_stamped_and_run_ids_start_with_them(
+    conn: Neo4jConnection, cli_env: Neo4jSettings, tmp_path: Path
+) -> None:
+    path = _write(tmp_path / "HI-II-14.tsv", "source_symbol\ttarget_symbol\nEGFR\tGRB2\nTP53\tMDM2\n")
+    result = CliRunner().invoke(app, ["ingest", "ppi", str(path), "--source", "HI-II-14"])
+    assert result.exit_code == 0, result.output
+    SymbolPairAdapter(path, source="HuRI.v2").ingest(conn, progress=False)
+    rows = conn.query("MATCH (a)-[r:INTERACTS_WITH]->(b) RETURN r.source AS s, r.ingest_run AS run, "
+                      "a.symbol + '-' + b.symbol AS pair ORDER BY s, pair")
+    assert [(r["s"], r["pair"]) for r in rows] == [("HI-II-14", "EGFR-GRB2"), ("HI-II-14", "MDM2-TP53"),
+                                                    ("HuRI.v2", "EGFR-GRB2"), ("HuRI.v2", "MDM2-TP53")]
+    runs = {r["s"]: r["run"] for r in rows}
+    assert runs["HI-II-14"].startswith("HI-II-14-") and runs["HuRI.v2"].startswith("HuRI.v2-")
+    genes = conn.query("MATCH (g:Gene {symbol: 'EGFR'}) RETURN g.sources AS s")[0]["s"]
+    assert sorted(genes) == ["HI-II-14", "HuRI.v2"]
+    refused = CliRunner().invoke(app, ["ingest", "ppi", str(path), "--source", "../x"])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert refused.stderr.startswith("error: source name '../x': use 1-64 ASCII letters")
 
 
 def test_from_config_builds_string_adapter(tmp_path: Path) -> None:
