@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from moakg.console import connect, fail, print_table
+from moakg.errors import UserError
 from moakg.gnn.explain.loading import LoadedRun
 
 DEMO_CONFIG = Path(__file__).resolve().parent / "demo" / "sources.toml"
@@ -50,11 +51,13 @@ def add_cli(app: typer.Typer) -> None:
 
         Idempotent: ingest runs, the ModelRun and the Explanation have ids derived from their inputs.
         """
+        from moakg.gnn.config import TrainConfig
         from moakg.gnn.explain.loading import load_run
         from moakg.gnn.explain.pipeline import explain_prediction, write_result
-        from moakg.gnn.run import ExperimentConfig, run_experiment
+        from moakg.gnn.run import run_experiment
         from moakg.ingest.commands import adapters_from_config
-        from moakg.ingest.runner import USER_ERRORS, report_rows, run_adapters
+        from moakg.ingest.runner import report_rows, run_adapters
+        from moakg.kg.lookups import compound_name
         from moakg.kg.queries import load_query
 
         t0 = time.perf_counter()
@@ -66,8 +69,9 @@ def add_cli(app: typer.Typer) -> None:
 
                 typer.echo(f"\n== 2/3 train an MoA {model} GNN and the baselines ({split} split, "
                            f"{seeds} seed(s))")
-                cfg = ExperimentConfig(task="moa", models=(model,), split=split, seeds=tuple(range(seeds)),
-                                       epochs=epochs, hidden=64, lr=5e-3, baseline_epochs=100)
+                # The demo's choices on top of the training defaults: a smaller, faster-learning model.
+                cfg = TrainConfig(task="moa", models=(model,), split=split, seeds=tuple(range(seeds)),
+                                  epochs=epochs, hidden=64, lr=5e-3, baseline_epochs=100)
                 result = run_experiment(conn, cfg, log=lambda _msg: None)
                 print_table(result.table, result.table_columns)
                 run_id = result.run_ids[("phenotype", model)]
@@ -77,9 +81,9 @@ def add_cli(app: typer.Typer) -> None:
                 compound = pick_compound(run)
                 res = explain_prediction(run, compound, method=method, k=top_k)
                 explanation_id = write_result(conn, res)
-            except USER_ERRORS as exc:
+            except UserError as exc:
                 raise fail(str(exc)) from None
-            name = conn.query("MATCH (c:Compound {id: $id}) RETURN c.name AS n", id=compound)[0]["n"]
+            name = compound_name(conn, compound)
             typer.echo(f"{name} ({compound}): predicted MoA '{res.prediction}', p = {res.probability:.3f}")
             print_table(res.rows())
             f = res.fidelity

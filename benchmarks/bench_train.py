@@ -28,14 +28,15 @@ CHILD = PEAK_RSS_SNIPPET + """
 import json, sys, time, torch
 from moakg.kg.export import load_export
 from moakg.gnn.tasks import make_moa_task
-from moakg.gnn.train import ModelConfig, TrainConfig, train
+from moakg.gnn.config import TrainConfig
+from moakg.gnn.train import train
 path, kind, mode, epochs, hidden, device = sys.argv[1:7]
 data, maps, _ = load_export(path)
 task = make_moa_task(data, maps, "random", 0, 5, "phenotype")
 base = peak_rss_mb()
 cfg = TrainConfig(epochs=int(epochs), patience=10**6, mini_batch=(mode == "mini-batch"), batch_size=512,
-                  num_neighbors=(10, 5), device=device, lr=5e-3)
-r = train(task, ModelConfig(kind=kind, hidden=int(hidden)), cfg)
+                  num_neighbors=(10, 5), device=device, lr=5e-3, hidden=int(hidden))
+r = train(task, cfg, kind=kind, seed=0)
 gpu = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
 print(json.dumps({"s_epoch": r.seconds_per_epoch, "params": r.n_params, "rss_mb": peak_rss_mb(),
     "base_mb": base, "gpu_mb": gpu,

@@ -1,16 +1,22 @@
 """``moakg train``: GNNs next to baselines on honest splits, results written back to Neo4j.
 
-Registered on the top-level app by :func:`add_cli` (``moakg.cli`` calls it).
+Registered on the top-level app by :func:`add_cli` (``moakg.cli`` calls it). Every option is a field of
+:class:`~moakg.gnn.config.TrainConfig` (same name, help text and default), so the options here only say how
+each field is spelled on the command line; they default to None, meaning "not given": the value then
+comes from ``--config`` or the field's default.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from moakg.console import connect, fail, print_table
+from moakg.errors import UserError
+from moakg.gnn.config import SETTINGS, TrainConfig, field_names
+from moakg.gnn.config import option_help as h
 
 TRAIN_HELP = """Train heterogeneous GNNs on the graph and compare them with baselines on the same splits.
 
@@ -24,139 +30,88 @@ metrics.json and curves.png under --out (default $MOAKG_HOME/runs/<run id>/).
 Settings: phenotype = held-out compounds come with structure and signatures only (their targets are
 hidden); known_targets = they keep their known targets. MoA labels never travel as messages.
 
-Options with several values (space-separated):
+Options with several values are repeated: --model sage --model hgt --seeds 0 --seeds 1.
+--config FILE reads the same options from a TOML file, keys named as the fields (models, seeds,
+label_noise, num_neighbors, ...); options given on the command line override the file.
 
-  --seeds N [N ...]         seeds, one split and one model per seed (default 0 1 2)
-
-  --label-noise P [P ...]   flip rates in [0, 1): BCE vs GCE under uniform and target-structured
-                            label noise, test labels clean (MoA only)
-
-Example: moakg train --task moa --model sage --model hgt --seeds 0 1 2 --label-noise 0 0.2 0.4
+Example: moakg train --task moa --model sage --model hgt --seeds 0 --seeds 1 --label-noise 0.2
 """
 
 
-_H = {
-    "task": "moa (multi-label MoA) or target (Compound->Gene links).",
-    "model": "sage, rgcn or hgt; repeat for several.",
-    "split": "random, scaffold (Murcko, test scaffolds unseen) or cell_line (MoA only).",
-    "setting": "phenotype, known_targets or both (side by side).",
-    "epochs": "Maximum epochs (early stopping on val).",
-    "patience": "Epochs without val improvement before stopping.",
-    "hidden": "Hidden width.",
-    "layers": "Message-passing layers.",
-    "dropout": "Dropout.",
-    "heads": "HGT attention heads.",
-    "lr": "Adam learning rate.",
-    "min_per_class": "MoA classes need this many labelled compounds.",
-    "loss": "bce, weighted (class-weighted BCE) or gce (noise-robust).",
-    "quality_weights": "Weight the loss by signature quality (cc_mean, tas).",
-    "mini_batch": "Sampled neighbourhood mini-batches instead of full batch.",
-    "batch_size": "Seed nodes (or edges) per mini-batch.",
-    "device": "cpu, cuda, cuda:1, ...",
-    "top_k": "Predictions written per test compound.",
-    "out": "Runs directory (default $MOAKG_HOME/runs).",
-    "no_baselines": "Skip the baselines.",
-    "gce_q": "GCE exponent q in (0, 1]: 0 -> BCE, 1 -> MAE (robust, slow to fit rare classes).",
-    "baseline_epochs": "Epochs of the MLP / logistic-regression baselines.",
-    "no_write": "Do not write the ModelRun to Neo4j.",
-}
-
-
-def _floats(values: list[str] | None, what: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in values or [])
-    except ValueError:
-        raise fail(f"{what} expects numbers, got {values}") from None
-
-
-def _ints(values: list[str] | None, what: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in values or [])
-    except ValueError:
-        raise fail(f"{what} expects integers, got {values}") from None
+def build_config(config: Path | None, given: dict[str, Any]) -> TrainConfig:
+    """The config of ``--config`` (or the defaults) with the options the user gave (not None) on top."""
+    overrides = {k: v for k, v in given.items() if v is not None}
+    if "settings" in overrides:  # 'both' is the command line's short form of the two settings
+        overrides["settings"] = [s for v in overrides["settings"] for s in (SETTINGS if v == "both" else [v])]
+    if config is not None:
+        return TrainConfig.from_toml(config, overrides)
+    return TrainConfig().updated(overrides, source="command line")
 
 
 def add_cli(app: typer.Typer) -> None:
     """Register the top-level ``train`` command on ``app``."""
 
-    @app.command(
-        "train",
-        help=TRAIN_HELP,
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    )
+    @app.command("train", help=TRAIN_HELP)
     def train_cmd(
-        ctx: typer.Context,
-        task: Annotated[str, typer.Option(help=_H["task"])] = "moa",
-        model: Annotated[list[str] | None, typer.Option("--model", "-m", help=_H["model"])] = None,
-        split: Annotated[str, typer.Option(help=_H["split"])] = "random",
-        setting: Annotated[str, typer.Option(help=_H["setting"])] = "both",
-        epochs: Annotated[int, typer.Option(help=_H["epochs"])] = 200,
-        patience: Annotated[int, typer.Option(help=_H["patience"])] = 20,
-        hidden: Annotated[int, typer.Option(help=_H["hidden"])] = 128,
-        layers: Annotated[int, typer.Option(help=_H["layers"])] = 2,
-        dropout: Annotated[float, typer.Option(help=_H["dropout"])] = 0.2,
-        heads: Annotated[int, typer.Option(help=_H["heads"])] = 2,
-        lr: Annotated[float, typer.Option(help=_H["lr"])] = 1e-3,
-        min_per_class: Annotated[int, typer.Option(help=_H["min_per_class"])] = 5,
-        loss: Annotated[str, typer.Option(help=_H["loss"])] = "bce",
-        quality_weights: Annotated[
-            bool, typer.Option("--quality-weights", help=_H["quality_weights"])
-        ] = False,
-        mini_batch: Annotated[bool, typer.Option("--mini-batch", help=_H["mini_batch"])] = False,
-        batch_size: Annotated[int, typer.Option(help=_H["batch_size"])] = 256,
-        device: Annotated[str, typer.Option(help=_H["device"])] = "cpu",
-        top_k: Annotated[int, typer.Option(help=_H["top_k"])] = 10,
-        out: Annotated[Path | None, typer.Option(help=_H["out"])] = None,
-        no_baselines: Annotated[bool, typer.Option("--no-baselines", help=_H["no_baselines"])] = False,
-        gce_q: Annotated[float, typer.Option(help=_H["gce_q"])] = 0.3,
-        baseline_epochs: Annotated[int, typer.Option(help=_H["baseline_epochs"])] = 200,
-        no_write: Annotated[bool, typer.Option("--no-write", help=_H["no_write"])] = False,
+        config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML file of training options "
+                                                    "(keys: the field names); flags override it.")] = None,
+        task: Annotated[str | None, typer.Option(help=h("task"))] = None,
+        models: Annotated[list[str] | None, typer.Option("--model", "-m", help=h("models"))] = None,
+        split: Annotated[str | None, typer.Option(help=h("split"))] = None,
+        settings: Annotated[list[str] | None, typer.Option("--setting", help=h("settings"))] = None,
+        seeds: Annotated[list[int] | None, typer.Option("--seeds", help=h("seeds"))] = None,
+        min_per_class: Annotated[int | None, typer.Option(help=h("min_per_class"))] = None,
+        label_noise: Annotated[list[float] | None,
+                               typer.Option("--label-noise", help=h("label_noise"))] = None,
+        noise_modes: Annotated[list[str] | None, typer.Option("--noise-mode", help=h("noise_modes"))] = None,
+        hidden: Annotated[int | None, typer.Option(help=h("hidden"))] = None,
+        layers: Annotated[int | None, typer.Option(help=h("layers"))] = None,
+        dropout: Annotated[float | None, typer.Option(help=h("dropout"))] = None,
+        heads: Annotated[int | None, typer.Option(help=h("heads"))] = None,
+        epochs: Annotated[int | None, typer.Option(help=h("epochs"))] = None,
+        patience: Annotated[int | None, typer.Option(help=h("patience"))] = None,
+        lr: Annotated[float | None, typer.Option(help=h("lr"))] = None,
+        weight_decay: Annotated[float | None, typer.Option(help=h("weight_decay"))] = None,
+        loss: Annotated[str | None, typer.Option(help=h("loss"))] = None,
+        gce_q: Annotated[float | None, typer.Option(help=h("gce_q"))] = None,
+        quality_weights: Annotated[bool | None, typer.Option("--quality-weights/--no-quality-weights",
+                                                             help=h("quality_weights"))] = None,
+        mini_batch: Annotated[bool | None,
+                              typer.Option("--mini-batch/--full-batch", help=h("mini_batch"))] = None,
+        batch_size: Annotated[int | None, typer.Option(help=h("batch_size"))] = None,
+        num_neighbors: Annotated[list[int] | None,
+                                 typer.Option("--num-neighbors", help=h("num_neighbors"))] = None,
+        node_budget: Annotated[int | None, typer.Option(help=h("node_budget"))] = None,
+        neg_ratio: Annotated[int | None, typer.Option(help=h("neg_ratio"))] = None,
+        supervision_frac: Annotated[float | None, typer.Option(help=h("supervision_frac"))] = None,
+        device: Annotated[str | None, typer.Option(help=h("device"))] = None,
+        top_k: Annotated[int | None, typer.Option(help=h("top_k"))] = None,
+        baselines: Annotated[bool | None,
+                             typer.Option("--baselines/--no-baselines", help=h("baselines"))] = None,
+        baseline_epochs: Annotated[int | None, typer.Option(help=h("baseline_epochs"))] = None,
+        out: Annotated[Path | None, typer.Option(help=h("out"))] = None,
+        write: Annotated[bool | None, typer.Option("--write/--no-write", help=h("write"))] = None,
     ) -> None:
-        from moakg.gnn.run import ExperimentConfig, run_experiment
+        # Every parameter but --config is named after its TrainConfig field (a test checks this); read
+        # them before any other local exists. (Typer's converted values: click's ctx.params would hold
+        # () for a list option not given.)
+        given = {k: v for k, v in locals().items() if k in field_names()}
+        from moakg.gnn.run import run_experiment
 
-        seed_vals, noise_vals = _multi_value_options(list(ctx.args))
-        if setting not in ("phenotype", "known_targets", "both"):
-            raise fail(f"--setting must be phenotype, known_targets or both, not {setting!r}")
-        cfg = ExperimentConfig(
-            task=task,
-            models=tuple(model or ["sage"]),
-            split=split,
-            settings=("phenotype", "known_targets") if setting == "both" else (setting,),
-            seeds=_ints(seed_vals, "--seeds") or (0, 1, 2),
-            epochs=epochs,
-            patience=patience,
-            hidden=hidden,
-            layers=layers,
-            dropout=dropout,
-            heads=heads,
-            lr=lr,
-            min_per_class=min_per_class,
-            loss=loss,
-            label_noise=_floats(noise_vals, "--label-noise"),
-            quality_weights=quality_weights,
-            mini_batch=mini_batch,
-            batch_size=batch_size,
-            device=device,
-            top_k=top_k,
-            out=out,
-            baselines=not no_baselines,
-            baseline_epochs=baseline_epochs,
-            gce_q=gce_q,
-            write=not no_write,
-        )
         try:
+            cfg = build_config(config, given)
             cfg.validate()
-        except ValueError as exc:
+        except UserError as exc:
             raise fail(str(exc)) from None
-        if device.startswith("cuda"):
+        if cfg.device.startswith("cuda"):
             import torch
 
             if not torch.cuda.is_available():
-                raise fail(f"--device {device}: CUDA is not available here; use --device cpu")
+                raise fail(f"--device {cfg.device}: CUDA is not available here; use --device cpu")
         with connect() as conn:
             try:
                 result = run_experiment(conn, cfg, log=typer.echo)
-            except (ValueError, RuntimeError) as exc:
+            except UserError as exc:
                 raise fail(str(exc)) from None
         typer.echo("\nresults (test set, mean ± std over seeds " + " ".join(map(str, cfg.seeds)) + ")")
         print_table(result.table, result.table_columns)
@@ -179,27 +134,3 @@ def add_cli(app: typer.Typer) -> None:
             )
             first = next(iter(result.run_ids.values()))
             typer.echo(f"\nNext: moakg query run top_predictions --param run={first}")
-
-
-def _multi_value_options(args: list[str]) -> tuple[list[str], list[str]]:
-    """Values of ``--seeds N [N ...]`` and ``--label-noise P [P ...]`` from the unbound words.
-
-    Click options take one value each; these two take several, space-separated, so they are not
-    declared to click (which would keep only the first value) but read here, in order, from the
-    words click left over.
-    """
-    seeds: list[str] = []
-    noise: list[str] = []
-    current: list[str] | None = None
-    for arg in args:
-        if arg in ("--seeds", "--label-noise"):
-            current = seeds if arg == "--seeds" else noise
-        elif arg.startswith("--seeds=") or arg.startswith("--label-noise="):
-            name, value = arg.split("=", 1)
-            current = seeds if name == "--seeds" else noise
-            current.extend(v for v in value.replace(",", " ").split() if v)
-        elif current is not None and not arg.startswith("--"):
-            current.extend(v for v in arg.replace(",", " ").split() if v)
-        else:
-            raise fail(f"unexpected argument {arg!r}; see moakg train --help")
-    return seeds, noise

@@ -1,31 +1,38 @@
-"""Heterogeneous GNN encoders (GraphSAGE, RGCN, HGT) and the MoA / target heads on top of them.
+r"""Heterogeneous GNN encoders (GraphSAGE, RGCN, HGT) and the MoA / target heads on top of them.
 
-Every model reads a :class:`~torch_geometric.data.HeteroData` as exported by :mod:`moakg.kg.export` (or a
-sampled subgraph of it): ``graph[t].x`` for featured node types (Compound [N, 2048 + 978], Signature
-[N, 978]), ``graph[t].n_id`` (global node index, set by the samplers; ``arange`` in full batch) for the
-types that only get a learned embedding (Gene, GOTerm, MoA, CellLine).
+Every module follows PyG's heterogeneous convention, ``forward(x_dict, edge_index_dict)``, so PyG's
+``Explainer`` can call it directly. :func:`model_inputs` turns an exported
+:class:`~torch_geometric.data.HeteroData` (or a sampled subgraph of it) into those two dicts:
 
-Label edges never reach message passing: :func:`message_edge_types` drops every ``HAS_MOA`` /
-``rev_HAS_MOA`` edge type, so even a graph that still carries them cannot leak labels into the
-encoder, and :class:`HeteroEncoder` refuses such an edge type in its metadata.
+- ``x_dict[t]``: ``graph[t].x`` [N_t, F_t] for featured node types (Compound [N, 2048 + 978], Signature
+  [N, 978]); for the types that only get a learned embedding (Gene, GOTerm, MoA, CellLine) the long
+  global node ids [N_t, 1] (``graph[t].n_id`` in a sampled subgraph, else ``0..N_t-1``). The ids are a
+  column, not a vector, because PyG's explainers read every ``x_dict[t].size()`` as ``(N, F)``.
+- ``edge_index_dict[et]``: [2, E_et] for the message edge types only.
+
+Label edges (the schema's ``role = "label"`` relationships, HAS_MOA, both directions) never reach message
+passing: :func:`message_edge_types` drops them, :func:`model_inputs` never passes one, and an encoder
+refuses one in its metadata.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 from torch_geometric.nn import HeteroConv, HGTConv, RGCNConv, SAGEConv
 
+from moakg.errors import UserError
 from moakg.kg.schema import is_label_edge as schema_is_label_edge
 
 EdgeType = tuple[str, str, str]
 Metadata = tuple[list[str], list[EdgeType]]
 
 KINDS = ("sage", "rgcn", "hgt")
-#: relationship names that are labels: never messages (with or without the ``rev_`` prefix)
 
 
 def is_label_edge(edge_type: EdgeType) -> bool:
@@ -37,6 +44,14 @@ def is_label_edge(edge_type: EdgeType) -> bool:
 def message_edge_types(graph: HeteroData) -> list[EdgeType]:
     """The graph's edge types minus label edges (HAS_MOA both ways), in the graph's order."""
     return [et for et in graph.edge_types if not is_label_edge(et)]
+
+
+def strip_label_edges(graph: HeteroData) -> HeteroData:
+    """A shallow copy of ``graph`` without label edge types (they are labels, never messages)."""
+    out = copy.copy(graph)
+    for et in [et for et in graph.edge_types if is_label_edge(et)]:
+        del out[et]
+    return out
 
 
 def graph_metadata(graph: HeteroData) -> Metadata:
@@ -53,111 +68,211 @@ def node_counts(graph: HeteroData) -> dict[str, int]:
     return {t: int(graph[t].num_nodes) for t in graph.node_types}
 
 
-def _global_ids(store: object, n: int, device: torch.device) -> Tensor:
-    """Global node indices of a (possibly sampled) node store: ``n_id`` when sampled, else 0..n-1."""
-    n_id = getattr(store, "n_id", None)
-    return n_id.to(device) if n_id is not None else torch.arange(n, device=device)
+def model_inputs(graph: HeteroData, device: torch.device | str | None = None,
+                 ) -> tuple[dict[str, Tensor], dict[EdgeType, Tensor]]:
+    """``(x_dict, edge_index_dict)`` of ``graph`` for the models here (message edges only, never labels).
+
+    Featured types give ``x`` [N_t, F_t]; the others their long global ids [N_t, 1] (``n_id`` when the
+    graph is a sampled subgraph, else ``arange``). Tensors are moved to ``device`` when given.
+    """
+    x_dict: dict[str, Tensor] = {}
+    for t in graph.node_types:
+        store = graph[t]
+        if "x" in store:
+            x_dict[t] = store.x
+        else:
+            n_id = store.get("n_id")
+            x_dict[t] = (n_id if n_id is not None else torch.arange(int(store.num_nodes))).view(-1, 1)
+    edge_index_dict = {et: graph[et].edge_index for et in message_edge_types(graph)}
+    if device is not None:
+        x_dict = {t: x.to(device) for t, x in x_dict.items()}
+        edge_index_dict = {et: ei.to(device) for et, ei in edge_index_dict.items()}
+    return x_dict, edge_index_dict
+
+
+class InputProjection(nn.Module):
+    r"""The input layer of every encoder: a linear map for featured node types, a learned embedding
+    looked up by global node id for the others.
+
+    .. math::
+        \mathbf{h}^{(0)}_v = \mathbf{W}_{\tau(v)} \mathbf{x}_v + \mathbf{b}_{\tau(v)}
+        \quad\text{(featured type } \tau(v)\text{)}, \qquad
+        \mathbf{h}^{(0)}_v = \mathbf{E}_{\tau(v)}[\mathrm{id}(v)] \quad\text{(otherwise)}
+
+    Embeddings are indexed by the global id, so a sampled subgraph reads the full graph's table.
+
+    Args:
+        node_types: every node type, in the graph's order.
+        num_nodes: node count per featureless type (rows of its embedding table).
+        in_dims: feature width per featured type.
+        hidden: output width.
+
+    Shapes:
+        - **input:** ``x_dict``: ``{t: [N_t, F_t]}`` float for featured types, ``{t: [N_t] or [N_t, 1]}``
+          long global ids for the others; a featureless type left out reads its whole table (the full
+          graph, ids ``0..N_t-1``).
+        - **output:** ``{t: [N_t, hidden]}``, in ``node_types`` order.
+    """
+
+    def __init__(self, node_types: Sequence[str], num_nodes: dict[str, int], in_dims: dict[str, int],
+                 hidden: int) -> None:
+        super().__init__()
+        self.node_types = list(node_types)
+        self.proj = nn.ModuleDict()
+        for t in self.node_types:
+            if t in in_dims:
+                self.proj[t] = nn.Linear(in_dims[t], hidden)
+            else:
+                self.proj[t] = nn.Embedding(max(num_nodes[t], 1), hidden)
+
+    def reset_parameters(self) -> None:
+        for layer in self.proj.values():
+            layer.reset_parameters()
+
+    def forward(self, x_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+        out = {}
+        for t in self.node_types:
+            layer = self.proj[t]
+            if isinstance(layer, nn.Linear):
+                if t in x_dict:
+                    out[t] = layer(x_dict[t])
+            elif t in x_dict:
+                out[t] = layer(x_dict[t].view(-1))
+            else:
+                out[t] = layer.weight
+        return out
 
 
 class HeteroEncoder(nn.Module):
-    """Per-type input projection, then ``layers`` heterogeneous message-passing layers of one ``kind``.
+    r"""Base of the encoders: :class:`InputProjection`, then ``layers`` residual message-passing layers.
 
-    - projection: ``Linear(in_dims[t], hidden)`` for featured types, ``Embedding(num_nodes[t], hidden)``
-      otherwise (indexed by the global ``n_id``, so sampled subgraphs share the full graph's table);
-    - ``sage``: ``HeteroConv`` of one ``SAGEConv`` per edge type, summed over edge types;
-    - ``rgcn``: ``RGCNConv`` on the homogeneous view (node types concatenated, one relation per edge
-      type; basis decomposition when there are many relations);
-    - ``hgt``: ``HGTConv`` with ``heads`` attention heads.
+    .. math::
+        \mathbf{h}^{(l+1)}_v = \mathbf{h}^{(l)}_v
+            + \mathrm{Dropout}\big(\mathrm{ReLU}(\mathrm{conv}^{(l)}(\mathbf{h}^{(l)})_v)\big)
 
-    Each layer is residual (``h + dropout(relu(conv(h)))``) so types with few incoming edges keep their
-    own projection. ``forward(graph)`` returns ``{node_type: [N_t, hidden]}``.
+    The residual keeps a node type that receives few or no messages at its own projection. A subclass
+    sets ``kind``, builds ``self.convs`` and implements :meth:`conv` (one layer on the dicts).
+
+    Args:
+        metadata: ``(node_types, edge_types)``; label edge types are refused.
+        num_nodes: node count per node type (embedding tables of featureless types).
+        in_dims: feature width per featured node type.
+        hidden: width of every layer.
+        layers: number of message-passing layers.
+        dropout: dropout rate on each layer's update.
+
+    Shapes:
+        - **input:** ``x_dict`` as :class:`InputProjection`; ``edge_index_dict``: ``{et: [2, E_et]}``
+          (edge types the encoder was not built on are ignored).
+        - **output:** ``{t: [N_t, hidden]}``.
     """
 
-    def __init__(
-        self,
-        metadata: Metadata,
-        num_nodes: dict[str, int],
-        in_dims: dict[str, int],
-        hidden: int = 128,
-        layers: int = 2,
-        dropout: float = 0.2,
-        kind: str = "sage",
-        heads: int = 2,
-    ) -> None:
+    kind = ""
+
+    def __init__(self, metadata: Metadata, num_nodes: dict[str, int], in_dims: dict[str, int],
+                 hidden: int = 128, layers: int = 2, dropout: float = 0.2) -> None:
         super().__init__()
-        if kind not in KINDS:
-            raise ValueError(f"model kind must be one of {', '.join(KINDS)}, not {kind!r}")
         node_types, edge_types = list(metadata[0]), [tuple(et) for et in metadata[1]]
         leaked = [et for et in edge_types if is_label_edge(et)]
         if leaked:
             raise ValueError(f"label edges cannot be message-passing edges: {leaked}")
         self.node_types, self.edge_types = node_types, edge_types
-        self.kind, self.hidden, self.dropout = kind, hidden, dropout
-        self.proj = nn.ModuleDict()
-        for t in node_types:
-            if t in in_dims:
-                self.proj[t] = nn.Linear(in_dims[t], hidden)
-            else:
-                self.proj[t] = nn.Embedding(max(num_nodes[t], 1), hidden)
+        self.hidden, self.dropout, self.num_layers = hidden, dropout, layers
+        self.input = InputProjection(node_types, num_nodes, in_dims, hidden)
         self.convs = nn.ModuleList()
-        for _ in range(layers):
-            if kind == "sage":
-                self.convs.append(
-                    HeteroConv({et: SAGEConv((hidden, hidden), hidden) for et in edge_types}, aggr="sum")
-                )
-            elif kind == "rgcn":
-                n_rel = max(len(edge_types), 1)
-                # Bases keep the parameter count bounded by 8 matrices however many relations there are.
-                bases = 8 if n_rel > 8 else None
-                self.convs.append(RGCNConv(hidden, hidden, n_rel, num_bases=bases, aggr="mean"))
-            else:
-                self.convs.append(HGTConv(hidden, hidden, (node_types, edge_types), heads=heads))
 
-    def project(self, graph: HeteroData) -> dict[str, Tensor]:
-        """Input projection: ``{t: [N_t, hidden]}``."""
-        device = next(self.parameters()).device
-        out = {}
-        for t in self.node_types:
-            if t not in graph.node_types:
-                continue
-            store = graph[t]
-            layer = self.proj[t]
-            if isinstance(layer, nn.Linear):
-                out[t] = layer(store.x.to(device))
-            else:
-                out[t] = layer(_global_ids(store, int(store.num_nodes), device))
-        return out
-
-    def edge_index_dict(self, graph: HeteroData) -> dict[EdgeType, Tensor]:
-        """Message edges of ``graph`` known to this encoder (label edges never included)."""
-        device = next(self.parameters()).device
-        known = set(self.edge_types)
-        return {
-            et: graph[et].edge_index.to(device)
-            for et in graph.edge_types
-            if et in known and not is_label_edge(et)
-        }
-
-    def forward(self, graph: HeteroData) -> dict[str, Tensor]:
-        h = self.project(graph)
-        edges = self.edge_index_dict(graph)
+    def reset_parameters(self) -> None:
+        self.input.reset_parameters()
         for conv in self.convs:
-            if self.kind == "rgcn":
-                new = self._rgcn(conv, h, edges)
-            elif self.kind == "sage":
-                new = conv(h, edges)
-            else:
-                new = conv(h, edges)
-            h = {
-                t: x + nn.functional.dropout(torch.relu(new[t]), self.dropout, self.training)
-                if new.get(t) is not None
-                else x
-                for t, x in h.items()
-            }
+            conv.reset_parameters()
+
+    def conv(self, layer: nn.Module, h: dict[str, Tensor],
+             edge_index_dict: dict[EdgeType, Tensor]) -> dict[str, Tensor]:
+        """One layer's (pre-activation) output per node type; types without an output keep ``h``."""
+        raise NotImplementedError
+
+    def forward(self, x_dict: dict[str, Tensor],
+                edge_index_dict: dict[EdgeType, Tensor]) -> dict[str, Tensor]:
+        h = self.input(x_dict)
+        known = set(self.edge_types)
+        edges = {et: ei for et, ei in edge_index_dict.items() if et in known}
+        for layer in self.convs:
+            new = self.conv(layer, h, edges)
+            h = {t: x + F.dropout(torch.relu(new[t]), self.dropout, self.training)
+                 if new.get(t) is not None else x for t, x in h.items()}
         return h
 
-    def _rgcn(self, conv: RGCNConv, h: dict[str, Tensor], edges: dict[EdgeType, Tensor]) -> dict[str, Tensor]:
-        """One RGCN layer on the homogeneous view: node types stacked in order, relation = edge-type id."""
+
+class SAGEEncoder(HeteroEncoder):
+    r"""GraphSAGE per edge type, summed over the edge types into a node type (PyG ``HeteroConv`` of
+    ``SAGEConv``), residual as in :class:`HeteroEncoder`:
+
+    .. math::
+        \mathrm{conv}^{(l)}(\mathbf{h})_v = \sum_{r = (s, \rho, \tau(v))} \Big(
+            \mathbf{W}^{(l)}_{r,1} \mathbf{h}_v
+            + \mathbf{W}^{(l)}_{r,2} \frac{1}{|\mathcal{N}_r(v)|} \sum_{u \in \mathcal{N}_r(v)} \mathbf{h}_u
+        \Big)
+
+    Every edge type has its own ``SAGEConv``, so edge masks attach per edge type (what the explainers
+    in :mod:`moakg.gnn.explain` need).
+
+    Args:
+        metadata, num_nodes, in_dims, hidden, layers, dropout: as :class:`HeteroEncoder`.
+
+    Shapes:
+        - **input:** ``x_dict``, ``edge_index_dict`` as :class:`HeteroEncoder`.
+        - **output:** ``{t: [N_t, hidden]}``.
+    """
+
+    kind = "sage"
+
+    def __init__(self, metadata: Metadata, num_nodes: dict[str, int], in_dims: dict[str, int],
+                 hidden: int = 128, layers: int = 2, dropout: float = 0.2) -> None:
+        super().__init__(metadata, num_nodes, in_dims, hidden, layers, dropout)
+        for _ in range(layers):
+            self.convs.append(HeteroConv({et: SAGEConv((hidden, hidden), hidden) for et in self.edge_types},
+                                         aggr="sum"))
+
+    def conv(self, layer: nn.Module, h: dict[str, Tensor],
+             edge_index_dict: dict[EdgeType, Tensor]) -> dict[str, Tensor]:
+        return layer(h, edge_index_dict)
+
+
+class RGCNEncoder(HeteroEncoder):
+    r"""Relational GCN (PyG ``RGCNConv``) on the homogeneous view of the graph: node types stacked in
+    order, one relation per edge type, mean over each relation's neighbours:
+
+    .. math::
+        \mathrm{conv}^{(l)}(\mathbf{h})_v = \mathbf{W}^{(l)}_0 \mathbf{h}_v + \mathbf{b}^{(l)}
+            + \sum_{r} \frac{1}{|\mathcal{N}_r(v)|}
+              \sum_{u \in \mathcal{N}_r(v)} \mathbf{W}^{(l)}_r \mathbf{h}_u,
+        \qquad \mathbf{W}^{(l)}_r = \sum_{b=1}^{B} a^{(l)}_{rb} \mathbf{V}^{(l)}_b
+
+    with ``B = 8`` basis matrices when there are more than 8 relations (a bounded parameter count
+    however many relations the schema declares), else one full matrix per relation.
+
+    Args:
+        metadata, num_nodes, in_dims, hidden, layers, dropout: as :class:`HeteroEncoder`.
+
+    Shapes:
+        - **input:** ``x_dict``, ``edge_index_dict`` as :class:`HeteroEncoder`.
+        - **output:** ``{t: [N_t, hidden]}``.
+    """
+
+    kind = "rgcn"
+    #: relations above which the weights share a basis
+    MAX_FULL_RELATIONS = 8
+
+    def __init__(self, metadata: Metadata, num_nodes: dict[str, int], in_dims: dict[str, int],
+                 hidden: int = 128, layers: int = 2, dropout: float = 0.2) -> None:
+        super().__init__(metadata, num_nodes, in_dims, hidden, layers, dropout)
+        n_rel = max(len(self.edge_types), 1)
+        bases = self.MAX_FULL_RELATIONS if n_rel > self.MAX_FULL_RELATIONS else None
+        for _ in range(layers):
+            self.convs.append(RGCNConv(hidden, hidden, n_rel, num_bases=bases, aggr="mean"))
+
+    def conv(self, layer: nn.Module, h: dict[str, Tensor],
+             edge_index_dict: dict[EdgeType, Tensor]) -> dict[str, Tensor]:
         types = [t for t in self.node_types if t in h]
         offset, start = {}, 0
         for t in types:
@@ -166,7 +281,7 @@ class HeteroEncoder(nn.Module):
         x = torch.cat([h[t] for t in types], dim=0)
         eis, rels = [], []
         for rel_id, et in enumerate(self.edge_types):
-            ei = edges.get(et)
+            ei = edge_index_dict.get(et)
             if ei is None or ei.numel() == 0 or et[0] not in offset or et[2] not in offset:
                 continue
             shift = torch.tensor([[offset[et[0]]], [offset[et[2]]]], device=ei.device)
@@ -174,29 +289,93 @@ class HeteroEncoder(nn.Module):
             rels.append(torch.full((ei.size(1),), rel_id, dtype=torch.long, device=ei.device))
         if not eis:
             return {t: torch.zeros_like(h[t]) for t in types}
-        out = conv(x, torch.cat(eis, dim=1), torch.cat(rels))
+        out = layer(x, torch.cat(eis, dim=1), torch.cat(rels))
         return {t: out[offset[t] : offset[t] + h[t].size(0)] for t in types}
 
 
+class HGTEncoder(HeteroEncoder):
+    r"""Heterogeneous Graph Transformer (PyG ``HGTConv``): per-type keys, queries and values, attention
+    per relation and head, a per-relation message transform:
+
+    .. math::
+        \mathrm{conv}^{(l)}(\mathbf{h})_v = \mathbf{A}_{\tau(v)} \Big( \Big\Vert_{i=1}^{H}
+            \sum_{(u, r) \in \mathcal{N}(v)} \mathrm{softmax}_u\Big(
+            \frac{\mathbf{K}^i_{\tau(u)} \mathbf{h}_u \, \mathbf{W}^{ATT}_{r,i} \,
+            (\mathbf{Q}^i_{\tau(v)} \mathbf{h}_v)^\top \mu_r}{\sqrt{d}} \Big)
+            \mathbf{V}^i_{\tau(u)} \mathbf{h}_u \, \mathbf{W}^{MSG}_{r,i} \Big)
+
+    (``HGTConv`` also mixes in ``h_v`` through a learned per-type skip gate.)
+
+    Args:
+        metadata, num_nodes, in_dims, hidden, layers, dropout: as :class:`HeteroEncoder`.
+        heads: attention heads ``H``; must divide ``hidden``.
+
+    Shapes:
+        - **input:** ``x_dict``, ``edge_index_dict`` as :class:`HeteroEncoder`.
+        - **output:** ``{t: [N_t, hidden]}``.
+    """
+
+    kind = "hgt"
+
+    def __init__(self, metadata: Metadata, num_nodes: dict[str, int], in_dims: dict[str, int],
+                 hidden: int = 128, layers: int = 2, dropout: float = 0.2, heads: int = 2) -> None:
+        super().__init__(metadata, num_nodes, in_dims, hidden, layers, dropout)
+        self.heads = heads
+        for _ in range(layers):
+            self.convs.append(HGTConv(hidden, hidden, (self.node_types, self.edge_types), heads=heads))
+
+    def conv(self, layer: nn.Module, h: dict[str, Tensor],
+             edge_index_dict: dict[EdgeType, Tensor]) -> dict[str, Tensor]:
+        return layer(h, edge_index_dict)
+
+
+ENCODERS: dict[str, type[HeteroEncoder]] = {"sage": SAGEEncoder, "rgcn": RGCNEncoder, "hgt": HGTEncoder}
+
+
 class MoAClassifier(nn.Module):
-    """Multi-label MoA logits from the encoder's embeddings of ``node_type`` (Compound, or Signature for
-    the signature-level task). ``forward(graph) -> [N_node_type, n_classes]`` logits."""
+    r"""Multi-label MoA logits of one node type's embeddings (Compound, or Signature for the
+    signature-level task): :math:`\mathbf{z}_v = \mathbf{W}\, \mathrm{Dropout}(\mathbf{h}_v) + \mathbf{b}`.
+
+    Args:
+        encoder: a :class:`HeteroEncoder`.
+        n_classes: number of MoA classes ``C``.
+        node_type: the classified node type.
+
+    Shapes:
+        - **input:** ``x_dict``, ``edge_index_dict`` as :class:`HeteroEncoder`.
+        - **output:** logits ``[N_node_type, C]``.
+    """
 
     def __init__(self, encoder: HeteroEncoder, n_classes: int, node_type: str = "Compound") -> None:
         super().__init__()
         self.encoder, self.node_type = encoder, node_type
         self.head = nn.Sequential(nn.Dropout(encoder.dropout), nn.Linear(encoder.hidden, n_classes))
 
-    def forward(self, graph: HeteroData) -> Tensor:
-        return self.head(self.encoder(graph)[self.node_type])
+    def reset_parameters(self) -> None:
+        self.encoder.reset_parameters()
+        self.head[-1].reset_parameters()
+
+    def forward(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]) -> Tensor:
+        return self.head(self.encoder(x_dict, edge_index_dict)[self.node_type])
 
 
 class TargetLinkPredictor(nn.Module):
-    """Compound -> Gene link scores: DistMult ``<h_c, r, h_g>`` plus a learned per-gene bias.
+    r"""Compound -> Gene link scores: DistMult plus a learned per-gene bias,
 
-    The bias lets the model learn how often each gene is a target (the degree prior) and spend the
-    embedding term on what is compound-specific. ``forward(graph)`` returns the encoder embeddings;
-    :meth:`score` / :meth:`score_all` turn them into logits.
+    .. math::
+        s(c, g) = \langle \mathbf{h}_c, \mathbf{r}, \mathbf{h}_g \rangle + b_g .
+
+    The bias learns how often each gene is a target (the degree prior), so the embedding term is spent on
+    what is compound-specific. :meth:`forward` returns the encoder's embeddings; :meth:`score` and
+    :meth:`score_all` turn them into logits.
+
+    Args:
+        encoder: a :class:`HeteroEncoder`.
+        n_genes: number of Gene nodes (rows of the bias table, indexed by global gene id).
+
+    Shapes:
+        - **input:** ``x_dict``, ``edge_index_dict`` as :class:`HeteroEncoder`.
+        - **output:** ``{t: [N_t, hidden]}``.
     """
 
     def __init__(self, encoder: HeteroEncoder, n_genes: int) -> None:
@@ -206,8 +385,14 @@ class TargetLinkPredictor(nn.Module):
         self.gene_bias = nn.Embedding(max(n_genes, 1), 1)
         nn.init.zeros_(self.gene_bias.weight)
 
-    def forward(self, graph: HeteroData) -> dict[str, Tensor]:
-        return self.encoder(graph)
+    def reset_parameters(self) -> None:
+        self.encoder.reset_parameters()
+        nn.init.ones_(self.rel)
+        nn.init.zeros_(self.gene_bias.weight)
+
+    def forward(self, x_dict: dict[str, Tensor],
+                edge_index_dict: dict[EdgeType, Tensor]) -> dict[str, Tensor]:
+        return self.encoder(x_dict, edge_index_dict)
 
     def score(
         self, h: dict[str, Tensor], comp: Tensor, gene: Tensor, gene_global: Tensor | None = None
@@ -228,10 +413,12 @@ def build_encoder(
     graph: HeteroData, kind: str = "sage", hidden: int = 128, layers: int = 2, dropout: float = 0.2,
     heads: int = 2,
 ) -> HeteroEncoder:
-    """An encoder sized for ``graph`` (its node types, message edge types, node counts, feature widths)."""
-    return HeteroEncoder(
-        graph_metadata(graph), node_counts(graph), feature_dims(graph), hidden, layers, dropout, kind, heads
-    )
+    """The ``kind`` encoder sized for ``graph`` (its node types, message edge types, node counts, feature
+    widths)."""
+    check_kinds([kind])
+    extra = {"heads": heads} if kind == "hgt" else {}
+    return ENCODERS[kind](graph_metadata(graph), node_counts(graph), feature_dims(graph), hidden, layers,
+                          dropout, **extra)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -242,5 +429,5 @@ def check_kinds(kinds: Sequence[str]) -> list[str]:
     """Validate model names (a clear error for the CLI)."""
     bad = [k for k in kinds if k not in KINDS]
     if bad:
-        raise ValueError(f"unknown model {bad[0]!r}; choose from {', '.join(KINDS)}")
+        raise UserError(f"unknown model {bad[0]!r}; choose from {', '.join(KINDS)}")
     return list(kinds)

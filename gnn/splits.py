@@ -17,6 +17,8 @@ from rdkit import Chem, RDLogger
 from rdkit.Chem.Scaffolds import MurckoScaffold
 from torch import Tensor
 
+from moakg.errors import UserError
+
 
 @dataclass
 class Split:
@@ -156,7 +158,7 @@ def cell_line_split(items: Tensor, cell_of: Tensor, seed: int = 0, val_frac: flo
     items, cells = items[keep], cells[keep]
     distinct = cells.unique()
     if distinct.numel() < 2:
-        raise ValueError("an unseen-cell-line split needs >= 2 cell lines with signatures, "
+        raise UserError("an unseen-cell-line split needs >= 2 cell lines with signatures, "
                          f"got {distinct.numel()}")
     name = (lambda c: cell_keys[c]) if cell_keys is not None else str
     if distinct.numel() >= 3:

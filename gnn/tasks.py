@@ -24,7 +24,9 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
+from moakg.errors import UserError
 from moakg.gnn.splits import Split, cell_line_split, random_split, scaffold_split
+from moakg.kg.schema import edge_type
 
 SETTINGS = ("phenotype", "known_targets")
 COMPOUND, GENE, MOA, SIGNATURE, CELL = "Compound", "Gene", "MoA", "Signature", "CellLine"
@@ -159,13 +161,14 @@ def _copy_graph(data: HeteroData) -> HeteroData:
 
 
 # --------------------------------------------------------------------------------------------- labels
-def _pairs(data: HeteroData, rel: str, dst: str) -> Tensor:
-    """Deduplicated long ``[2, E]`` (compound, ``dst``) pairs of ``('Compound', rel, dst)``."""
-    et = (COMPOUND, rel, dst)
+def _pairs(data: HeteroData, rel: str) -> Tensor:
+    """Deduplicated long ``[2, E]`` (start, end) pairs of the relationship ``rel`` (e.g. TARGETS:
+    compound, gene)."""
+    et = edge_type(rel)
     if et not in data.edge_types:
         return torch.empty(2, 0, dtype=torch.long)
     ei = data[et].edge_index
-    n_dst = data[dst].num_nodes
+    n_dst = data[et[2]].num_nodes
     codes = torch.unique(ei[0] * n_dst + ei[1])
     return torch.stack([codes // n_dst, codes % n_dst])
 
@@ -177,7 +180,7 @@ def moa_labels(data: HeteroData, maps: Any, min_per_class: int = 5) -> tuple[Ten
         y: float ``[n_compounds, C]``; classes: MoA keys of the ``C`` classes with ``>= min_per_class``
         compounds; class_nodes: long ``[C]`` their MoA node indices (ascending).
     """
-    pairs = _pairs(data, "HAS_MOA", MOA)
+    pairs = _pairs(data, "HAS_MOA")
     n_moa = data[MOA].num_nodes
     counts = torch.bincount(pairs[1], minlength=n_moa)
     class_nodes = (counts >= min_per_class).nonzero().view(-1)
@@ -192,8 +195,8 @@ def moa_labels(data: HeteroData, maps: Any, min_per_class: int = 5) -> tuple[Ten
 def _smiles(maps: Any, smiles: Sequence[str | None] | None) -> Sequence[str | None]:
     smiles = smiles if smiles is not None else getattr(maps, "smiles", None)
     if smiles is None:
-        raise ValueError("a scaffold split needs compound SMILES: pass smiles=[...] aligned with "
-                         "maps.keys['Compound'] (MATCH (c:Compound) RETURN c.id, c.smiles)")
+        raise UserError("a scaffold split needs compound SMILES: pass smiles=[...] aligned with "
+                        "maps.keys['Compound'] (moakg.kg.lookups.compound_smiles)")
     return smiles
 
 
@@ -236,7 +239,7 @@ def make_target_task(data: HeteroData, maps: Any, split: str = "random", seed: i
                      val_frac: float = 0.1, test_frac: float = 0.2, known_frac: float = 0.5) -> TargetTask:
     """Target prediction over compounds with >= 1 TARGETS edge; val/test pairs leave the graph."""
     _check_setting(setting)
-    pairs = _pairs(data, "TARGETS", GENE)
+    pairs = _pairs(data, "TARGETS")
     n_genes = data[GENE].num_nodes
     s = make_split(pairs[0].unique(), maps, split, seed, val_frac, test_frac, smiles)
     part = torch.zeros(data[COMPOUND].num_nodes, dtype=torch.long)  # 0 train, 1 val, 2 test
@@ -278,12 +281,12 @@ def _signature_partner(data: HeteroData, et: tuple[str, str, str]) -> Tensor:
 
 def signature_compounds(data: HeteroData) -> Tensor:
     """long ``[n_signatures]``: the compound of each signature (``-1`` if none; the first if several)."""
-    return _signature_partner(data, (COMPOUND, "HAS_SIGNATURE", SIGNATURE))
+    return _signature_partner(data, edge_type("HAS_SIGNATURE"))
 
 
 def signature_cells(data: HeteroData) -> Tensor:
     """long ``[n_signatures]``: the cell line of each signature (``-1`` if none)."""
-    return _signature_partner(data, (SIGNATURE, "IN_CELL", CELL))
+    return _signature_partner(data, edge_type("IN_CELL"))
 
 
 def make_signature_task(data: HeteroData, maps: Any, split: str = "cell_line", seed: int = 0,

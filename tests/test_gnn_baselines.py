@@ -77,8 +77,13 @@ def test_target_baselines_degree_ranks_high_degree_genes_first() -> None:
     assert {"frequency_prior", "degree", "tanimoto_knn", "fp_mlp"} <= set(res)
     # fingerprints carry the class and the class fixes the target genes
     assert res["tanimoto_knn"].metrics["mrr"] > res["frequency_prior"].metrics["mrr"] + 0.1
+    assert res["tanimoto_knn"].metrics["hits@10"] >= res["degree"].metrics["hits@10"]
+    # Each baseline is scored on exactly the held-out pairs of the compounds it could score.
+    test_pairs = task.pos["test"]
     for r in res.values():
-        assert 0 <= r.metrics["hits@10"] <= 1 and r.metrics["n_pairs"] > 0
+        assert r.metrics["n_compounds"] == r.n_eval, r.name
+        assert r.metrics["n_pairs"] == int(torch.isin(test_pairs[0], r.eval_idx).sum()), r.name
+    assert res["degree"].metrics["n_pairs"] == test_pairs.size(1)  # degree scores every test compound
 
 
 # ------------------------------------------------------------------------------------------ noise

@@ -16,7 +16,6 @@ edge type has a gradient path to the output (PyG's explainers raise on edge type
 
 from __future__ import annotations
 
-import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -24,7 +23,13 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from moakg.gnn.models import HeteroEncoder, MoAClassifier, TargetLinkPredictor, message_edge_types
+from moakg.gnn.models import (
+    HeteroEncoder,
+    MoAClassifier,
+    TargetLinkPredictor,
+    message_edge_types,
+    model_inputs,
+)
 
 EdgeType = tuple[str, str, str]
 #: ('moa', class index) or ('target', gene index)
@@ -132,58 +137,47 @@ class ExplainedModel(nn.Module):
     """The model as PyG's ``Explainer`` wants it: ``forward(x_dict, edge_index_dict) -> [N, 1]`` raw logits.
 
     Only the explained edge types come in through ``edge_index_dict`` (so PyG puts masks on exactly those);
-    every other edge type of ``template`` is added back unmasked. Row ``i`` of the output is the logit of
-    ``target`` for compound ``i`` (MoA class, or the link to the fixed target gene). Featureless node types
-    read their global ids from ``template[t].n_id``; their entries of ``x_dict`` are placeholders.
+    every other message edge type of ``sub`` is added back unmasked, as plain dict entries (no copy of the
+    graph per call). Row ``i`` of the output is the logit of ``target`` for compound ``i`` (MoA class, or
+    the link to the fixed target gene).
     """
 
-    def __init__(self, model: nn.Module, template: HeteroData, target: Target, gene_local: int = -1) -> None:
+    def __init__(self, model: nn.Module, sub: CompSubgraph, target: Target) -> None:
         super().__init__()
         # Empty edge types stay: a SAGEConv with no edges still adds its root term lin_r(x_dst) + bias to
         # every destination node, so dropping them would change the prediction.
-        self.model, self.template, self.target, self.gene_local = model, template, target, gene_local
+        self.model, self.target, self.gene_local = model, target, sub.gene
+        self.base_edges = model_inputs(sub.graph)[1]
         if target[0] == "moa" and not isinstance(model, MoAClassifier):
             raise TypeError("an ('moa', class) target needs a MoAClassifier")
         if target[0] == "target" and not isinstance(model, TargetLinkPredictor):
             raise TypeError("a ('target', gene) target needs a TargetLinkPredictor")
 
-    def build_graph(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]) -> HeteroData:
-        g = copy.copy(self.template)
-        for t in g.node_types:
-            if "x" in g[t] and t in x_dict:
-                g[t].x = x_dict[t]
-        for et, ei in edge_index_dict.items():
-            g[et].edge_index = ei
-        return g
-
     def forward(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]) -> Tensor:
-        g = self.build_graph(x_dict, edge_index_dict)
+        edges = {**self.base_edges, **edge_index_dict}
         kind, idx = self.target
         if kind == "moa":
-            return self.model(g)[:, idx : idx + 1]
-        h = self.model(g)
+            return self.model(x_dict, edges)[:, idx : idx + 1]
+        h = self.model(x_dict, edges)
         comp = torch.arange(h["Compound"].size(0), device=h["Compound"].device)
         gene = torch.full_like(comp, self.gene_local)
         glob = torch.full_like(comp, idx)
         return self.model.score(h, comp, gene, glob).unsqueeze(-1)
 
 
-def model_inputs(sub: CompSubgraph) -> tuple[dict[str, Tensor], dict[EdgeType, Tensor]]:
-    """``(x_dict, edge_index_dict)`` for :class:`ExplainedModel` over the explained (non-empty) edge types.
-
-    Featureless types get a ``[n_t, 1]`` placeholder (PyG sizes its masks from ``x_dict``).
-    """
-    g = sub.graph
-    x = {t: g[t].x if "x" in g[t] else torch.zeros(int(g[t].num_nodes), 1) for t in g.node_types}
-    return x, {et: g[et].edge_index for et in sub.edge_types}
+def explained_inputs(sub: CompSubgraph) -> tuple[dict[str, Tensor], dict[EdgeType, Tensor]]:
+    """``(x_dict, edge_index_dict)`` for :class:`ExplainedModel`: the model's inputs on ``sub``
+    (:func:`~moakg.gnn.models.model_inputs`) over the explained (non-empty) edge types only."""
+    x, edges = model_inputs(sub.graph)
+    return x, {et: edges[et] for et in sub.edge_types}
 
 
 def predict(model: nn.Module, sub: CompSubgraph, target: Target,
             edge_index_dict: dict[EdgeType, Tensor] | None = None) -> float:
     """Probability (sigmoid of the logit) of ``target`` for the subgraph's compound, optionally with the
-    explained edges replaced by ``edge_index_dict`` (edge types left out keep the template's edges)."""
-    wrapped = ExplainedModel(model, sub.graph, target, sub.gene)
-    x, ei = model_inputs(sub)
+    explained edges replaced by ``edge_index_dict`` (edge types left out keep the subgraph's edges)."""
+    wrapped = ExplainedModel(model, sub, target)
+    x, ei = explained_inputs(sub)
     if edge_index_dict is not None:
         ei = {**ei, **edge_index_dict}
     model.eval()

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from moakg.errors import UserError
+
 METHOD_HELP = "gnnexplainer | ig | saliency"
 
 
@@ -90,7 +92,7 @@ def add_cli(app: typer.Typer) -> None:
                 res = explain_prediction(loaded, compound, moa=moa, gene=target, method=method, k=top_k,
                                          max_length=max_length, method_kwargs=kw)
                 eid = None if no_write else write_result(conn, res)
-            except (ValueError, NotImplementedError) as exc:
+            except UserError as exc:
                 raise fail(str(exc)) from None
         f = res.fidelity
         typer.echo(f"{res.compound}: {res.kind} {res.prediction!r} p={res.probability:.3f} "
@@ -130,7 +132,7 @@ def add_cli(app: typer.Typer) -> None:
         with connect() as conn:
             try:
                 loaded = load_run(conn, run)
-            except (ValueError, NotImplementedError) as exc:
+            except UserError as exc:
                 raise fail(str(exc)) from None
         test = loaded.task.split.test.tolist()
         compounds = test[:limit] if limit else test
@@ -138,7 +140,7 @@ def add_cli(app: typer.Typer) -> None:
             try:
                 rows, summary = evaluate_explainer(loaded, m, top_k, max_length, compounds,
                                                    method_kwargs=_method_kwargs(m, epochs, steps))
-            except (ValueError, NotImplementedError) as exc:
+            except UserError as exc:
                 raise fail(str(exc)) from None
             if per_compound:
                 print_table([{k: _fmt(v) for k, v in r.items()} for r in rows])

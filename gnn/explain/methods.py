@@ -9,7 +9,8 @@
 
 All three only mask edges through PyG's per-edge-type message-passing modules (``HeteroConv`` of
 ``SAGEConv``), so they explain ``sage`` encoders; RGCN and HGT run their relations through one homogeneous
-``MessagePassing`` call, where a per-edge-type mask cannot be attached (they raise ``NotImplementedError``).
+``MessagePassing`` call, where a per-edge-type mask cannot be attached (they raise
+:class:`~moakg.errors.UserError`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch_geometric.explain.algorithm import CaptumExplainer, GNNExplainer
 from torch_geometric.explain.algorithm.utils import clear_masks, set_hetero_masks
 from torch_geometric.nn import MessagePassing
 
+from moakg.errors import UserError
 from moakg.gnn.explain.base import (
     CompSubgraph,
     EdgeExplainer,
@@ -28,14 +30,14 @@ from moakg.gnn.explain.base import (
     ExplainedModel,
     Target,
     encoder_of,
-    model_inputs,
+    explained_inputs,
 )
 
 
 def _check_maskable(model: nn.Module) -> None:
     kind = encoder_of(model).kind
     if kind != "sage":
-        raise NotImplementedError(
+        raise UserError(
             f"edge explanations need per-edge-type message passing (HeteroConv); a {kind!r} encoder runs "
             "every relation through one homogeneous layer, so its edges cannot be masked per type yet"
         )
@@ -84,9 +86,9 @@ def _explain_with_pyg(model: nn.Module, sub: CompSubgraph, target: Target, algor
     later masks into new Parameters and Captum then fails with "differentiated Tensor ... not used".
     """
     _check_maskable(model)
-    wrapped = ExplainedModel(model, sub.graph, target, sub.gene)
+    wrapped = ExplainedModel(model, sub, target)
     explainer = _pyg_explainer(wrapped, algorithm, mode)
-    x, ei = model_inputs(sub)
+    x, ei = explained_inputs(sub)
     _reset_masks(wrapped)
     try:
         expl = explainer(x, ei, index=sub.compound)
@@ -129,8 +131,8 @@ class SaliencyMethod(EdgeExplainer):
 
     def explain_sub(self, model: nn.Module, sub: CompSubgraph, target: Target) -> dict[EdgeType, Tensor]:
         _check_maskable(model)
-        wrapped = ExplainedModel(model, sub.graph, target, sub.gene)
-        x, ei = model_inputs(sub)
+        wrapped = ExplainedModel(model, sub, target)
+        x, ei = explained_inputs(sub)
         masks = {et: torch.ones(e.size(1), requires_grad=True) for et, e in ei.items()}
         _reset_masks(wrapped)
         set_hetero_masks(wrapped, masks, ei, apply_sigmoid=False)
@@ -153,5 +155,5 @@ METHODS: dict[str, type[EdgeExplainer]] = {
 def make_explainer(name: str, **kwargs: object) -> EdgeExplainer:
     """An explainer by CLI name (``gnnexplainer`` | ``ig`` | ``saliency``); ``kwargs`` go to its class."""
     if name not in METHODS:
-        raise ValueError(f"unknown explanation method {name!r}; choose from {', '.join(METHODS)}")
+        raise UserError(f"unknown explanation method {name!r}; choose from {', '.join(METHODS)}")
     return METHODS[name](**kwargs)  # type: ignore[arg-type]

@@ -33,8 +33,10 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from moakg.gnn.explain.base import CompSubgraph, EdgeType, Target, model_inputs, predict
+from moakg.gnn.explain.base import CompSubgraph, EdgeType, Target, explained_inputs, predict
 from moakg.gnn.explain.paths import ExplanationPath, Node, WeightedGraph
+from moakg.gnn.models import message_edge_types
+from moakg.kg.schema import edge_type
 
 
 def explanation_mask(sub: CompSubgraph, paths: list[ExplanationPath]) -> dict[EdgeType, Tensor]:
@@ -49,7 +51,7 @@ def explanation_mask(sub: CompSubgraph, paths: list[ExplanationPath]) -> dict[Ed
 
 
 def _select(sub: CompSubgraph, mask: dict[EdgeType, Tensor], keep: bool) -> dict[EdgeType, Tensor]:
-    _, ei = model_inputs(sub)
+    _, ei = explained_inputs(sub)
     return {et: e[:, mask[et] if keep else ~mask[et]] for et, e in ei.items()}
 
 
@@ -104,7 +106,7 @@ def path_fidelity(model: nn.Module, sub: CompSubgraph, target: Target,
 def known_target_genes(data: HeteroData, compound: int, interactors: bool = True) -> set[int]:
     """Gene indices that are a true target of ``compound`` in ``data`` (the full export, not the task
     graph), plus their INTERACTS_WITH neighbours when ``interactors``."""
-    et = ("Compound", "TARGETS", "Gene")
+    et = edge_type("TARGETS")
     if et not in data.edge_types:
         return set()
     ei = data[et].edge_index
@@ -112,7 +114,7 @@ def known_target_genes(data: HeteroData, compound: int, interactors: bool = True
     out = set(targets)
     if interactors and targets:
         t = torch.tensor(sorted(targets))
-        for gt in (("Gene", "INTERACTS_WITH", "Gene"), ("Gene", "rev_INTERACTS_WITH", "Gene")):
+        for gt in (edge_type("INTERACTS_WITH"), edge_type("INTERACTS_WITH", reverse=True)):
             if gt in data.edge_types:
                 e = data[gt].edge_index
                 out |= set(e[1, torch.isin(e[0], t)].tolist())
@@ -160,9 +162,7 @@ def degree_matched_path(wg: WeightedGraph, path: ExplanationPath, degree: dict[s
 def node_degrees(graph: HeteroData) -> dict[str, Tensor]:
     """Message in-degree per node (every relation has both directions, so this is the graph degree)."""
     deg = {t: torch.zeros(int(graph[t].num_nodes), dtype=torch.long) for t in graph.node_types}
-    for et in graph.edge_types:
-        if et[1].removeprefix("rev_") == "HAS_MOA":
-            continue
+    for et in message_edge_types(graph):
         deg[et[2]] += torch.bincount(graph[et].edge_index[1], minlength=int(graph[et[2]].num_nodes))
     return deg
 

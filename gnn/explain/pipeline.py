@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from moakg.errors import UserError
 from moakg.gnn.explain.base import CompSubgraph, Target, computation_subgraph, model_depth
 from moakg.gnn.explain.loading import LoadedRun
 from moakg.gnn.explain.methods import make_explainer
@@ -28,6 +29,7 @@ from moakg.gnn.explain.metrics import (
     recovery,
 )
 from moakg.gnn.explain.paths import PathExplanation, build_weighted_graph, explain_paths
+from moakg.gnn.models import model_inputs
 from moakg.kg.connection import Neo4jConnection
 
 #: fast defaults per method for the CLI (GNNExplainer epochs, IG steps)
@@ -65,7 +67,7 @@ def _scores(run: LoadedRun, compound: int) -> torch.Tensor:
     with torch.no_grad():
         # One full-graph forward per run (seconds on the real graph), not one per explained compound.
         if "out" not in run.cache:
-            run.cache["out"] = model(run.graph)
+            run.cache["out"] = model(*model_inputs(run.graph))
         out = run.cache["out"]
         if run.kind == "moa":
             return torch.sigmoid(out[compound])
@@ -79,21 +81,21 @@ def resolve_target(run: LoadedRun, compound: int, moa: str | None = None,
     scores = _scores(run, compound)
     if run.kind == "moa":
         if gene:
-            raise ValueError(f"run {run.run_id} predicts MoAs; use --moa, not --target")
+            raise UserError(f"run {run.run_id} predicts MoAs; use --moa, not --target")
         if moa:
             if moa not in run.classes:
-                raise ValueError(f"MoA {moa!r} is not a class of run {run.run_id} "
+                raise UserError(f"MoA {moa!r} is not a class of run {run.run_id} "
                                  f"({len(run.classes)} classes, e.g. {run.classes[:3]})")
             idx = run.classes.index(moa)
         else:
             idx = int(scores.argmax())
         return ("moa", idx), run.classes[idx], float(scores[idx])
     if moa:
-        raise ValueError(f"run {run.run_id} predicts targets; use --target, not --moa")
+        raise UserError(f"run {run.run_id} predicts targets; use --target, not --moa")
     genes = run.maps.keys["Gene"]
     if gene:
         if gene not in run.maps.index["Gene"]:
-            raise ValueError(f"gene {gene!r} is not in the graph")
+            raise UserError(f"gene {gene!r} is not in the graph")
         idx = run.maps.index["Gene"][gene]
     else:
         s = scores.clone()
@@ -108,7 +110,7 @@ def explain_prediction(run: LoadedRun, compound: str, moa: str | None = None, ge
                        method_kwargs: dict[str, Any] | None = None) -> ExplainResult:
     """Explain the prediction of ``run`` for ``compound`` (Compound.id); see :func:`resolve_target`."""
     if compound not in run.maps.index["Compound"]:
-        raise ValueError(f"compound {compound!r} is not in the exported graph")
+        raise UserError(f"compound {compound!r} is not in the exported graph")
     c = run.maps.index["Compound"][compound]
     target, key, prob = resolve_target(run, c, moa, gene)
     kw = {**METHOD_DEFAULTS.get(method, {}), **(method_kwargs or {})}
