@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from moakg.cli import app
 from moakg.kg.connection import Neo4jConnection, Neo4jSettings, Neo4jUnavailable
 from moakg.kg.local_server import LocalNeo4j, free_port
-from moakg.kg.schema import EXTRA_UNIQUE, INDEXES, NODE_KEYS, init_schema, schema_summary
+from moakg.kg.schema import EXTRA_UNIQUE, INDEXES, NODE_KEYS, SCHEMA_VERSION, init_schema, schema_summary
 
 
 def test_server_is_real_neo4j_526_with_auth(neo4j_server: LocalNeo4j, conn: Neo4jConnection) -> None:
@@ -41,7 +41,7 @@ def test_constraints_and_indexes_exist(conn: Neo4jConnection) -> None:
     # Idempotent: running init again changes nothing.
     before = schema_summary(conn)
     assert init_schema(conn) == before
-    assert before["schema_version"] >= 1
+    assert before["schema_version"] == SCHEMA_VERSION
     with pytest.raises(Exception, match="(?i)already exists"):
         conn.query("CREATE (:Gene {symbol: 'DUP'}) CREATE (:Gene {symbol: 'DUP'})")
 
