@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from moakg.console import connect, print_table
-from moakg.errors import USER_ERRORS  # noqa: F401 - re-exported: kg/export.py and pipeline.py import it here
+from moakg.errors import USER_ERRORS  # noqa: F401 - re-exported: kg/export.py imports it here
 from moakg.ingest.base import SourceAdapter
 from moakg.ingest.compounds import CompoundIndex
 from moakg.kg.connection import Neo4jConnection
