@@ -340,7 +340,8 @@ def load_export(path: Path) -> tuple[HeteroData, IdMaps, ExportSpec]:
     """Read what :func:`save_export` wrote (a pickle: load only files you trust)."""
     blob = torch.load(Path(path), weights_only=False)
     if blob.get("version") != EXPORT_VERSION:
-        raise ValueError(f"{path}: export format {blob.get('version')}, expected {EXPORT_VERSION}")
+        raise UserError(f"{path}: export format {blob.get('version')}, expected {EXPORT_VERSION}; "
+                        "export it again with this version of moakg")
     return blob["data"], IdMaps(**blob["maps"]), ExportSpec(**blob["spec"])
 
 
@@ -377,24 +378,17 @@ def add_cli(app: typer.Typer) -> None:
         cache_dir: Annotated[Path | None, typer.Option(help="Default MOAKG_HOME/cache/export.")] = None,
     ) -> None:
         """Export the graph (or k hops around compounds) to a PyG HeteroData file with id maps."""
-        from moakg.console import connect, fail, print_table
-        from moakg.ingest.runner import USER_ERRORS
+        from moakg.console import connect, print_table
 
-        try:
-            spec = ExportSpec(
-                labels=_split(labels), rels=_split(rels), compound_ids=_split(compound),
-                moa=moa,
-                hops=hops, min_string_score=min_string_score, fingerprint_radius=fingerprint_radius,
-                fingerprint_bits=fingerprint_bits, batch_size=batch_size,
-            )
-        except ValueError as exc:
-            raise fail(str(exc)) from None
+        # UserErrors (bad options, unknown compounds, no graph) reach the top-level handler: one line
+        spec = ExportSpec(
+            labels=_split(labels), rels=_split(rels), compound_ids=_split(compound), moa=moa, hops=hops,
+            min_string_score=min_string_score, fingerprint_radius=fingerprint_radius,
+            fingerprint_bits=fingerprint_bits, batch_size=batch_size,
+        )
         start = time.perf_counter()
         with connect() as conn:
-            try:
-                data, maps = export_heterodata(conn, spec, cache=not no_cache, cache_dir=cache_dir)
-            except USER_ERRORS as exc:
-                raise fail(str(exc)) from None
+            data, maps = export_heterodata(conn, spec, cache=not no_cache, cache_dir=cache_dir)
         save_export(out, data, maps, spec)
         print_table(summary_rows(data))
         how = "from cache" if maps.cache_hit else "exported"

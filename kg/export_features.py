@@ -16,6 +16,7 @@ from rdkit import Chem, RDLogger
 from rdkit.Chem import rdFingerprintGenerator
 from tqdm.auto import tqdm
 
+from moakg.errors import UserError
 from moakg.kg.connection import Neo4jConnection
 from moakg.kg.queries import load_query
 
@@ -52,7 +53,7 @@ def landmark_genes(conn: Neo4jConnection) -> list[str]:
 
 def _check_z(z: list[float], n_landmarks: int, what: str) -> None:
     if len(z) != n_landmarks:
-        raise ValueError(
+        raise UserError(
             f"{what} has a z_landmark of length {len(z)} but the graph has {n_landmarks} landmark genes "
             "(Gene.is_landmark); the z positions cannot be named. Re-ingest L1000 so that signatures and "
             "landmark genes come from the same gene table"
