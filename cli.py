@@ -179,6 +179,27 @@ def db_summary() -> None:
     print_table(rows, ["kind", "name", "count"])
 
 
+@db_app.command("schema")
+def db_schema(
+    markdown: Annotated[bool, typer.Option("--markdown", help="The tables of docs/DESIGN.md.")] = False,
+) -> None:
+    """Print the graph schema in force (kg/schema.toml, or the file MOAKG_SCHEMA names): node labels
+    with their keys, relationship types with their endpoints, role and reverse name. Needs no server."""
+    from moakg.kg.schema import current_schema
+
+    schema = current_schema()
+    if markdown:
+        typer.echo(schema.markdown(), nl=False)
+        return
+    typer.echo(f"schema v{schema.version} from {schema.path}")
+    print_table([{"label": n.label, "key": n.key, "exported": "yes" if n.export else "",
+                  "indexed": ", ".join([*n.unique, *n.indexed])} for n in schema.nodes.values()])
+    typer.echo("")
+    rels = schema.relationships.values()
+    print_table([{"relationship": r.name, "from": "|".join(r.start), "to": "|".join(r.end), "role": r.role,
+                  "reverse": r.reverse or "", "weight": r.weight or ""} for r in rels])
+
+
 @query_app.command("list")
 def query_list() -> None:
     """List the named queries with their parameters (``name:type=default`` where there is a default)."""

@@ -142,6 +142,26 @@ def test_design_doc_holds_the_generated_schema_tables() -> None:
     assert current_schema().markdown() in DESIGN.read_text("utf-8")
 
 
+def test_db_schema_command_prints_the_schema_in_force(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from moakg.cli import app
+
+    res = CliRunner().invoke(app, ["db", "schema", "--markdown"])
+    assert res.exit_code == 0 and res.output == current_schema().markdown()
+    # MOAKG_SCHEMA points the command line at an extended schema file
+    monkeypatch.setenv("MOAKG_SCHEMA", str(_write(tmp_path, SIMILAR_STRUCTURE)))
+    res = CliRunner().invoke(app, ["db", "schema"])
+    assert res.exit_code == 0 and "SIMILAR_STRUCTURE" in res.output and "rev_SIMILAR_STRUCTURE" in res.output
+    broken = tmp_path / "broken.toml"
+    broken.write_text(DEFAULT_SCHEMA_PATH.read_text("utf-8").replace('from = "Gene"', 'from = "Gen"', 1))
+    monkeypatch.setenv("MOAKG_SCHEMA", str(broken))
+    res = CliRunner().invoke(app, ["db", "schema"])
+    assert res.exit_code == 1 and "'Gen' is not a declared node label" in res.output
+    assert "Traceback" not in res.output
+
+
 def test_every_label_and_relationship_of_the_demo_graph_is_declared(demo_conn: Neo4jConnection) -> None:
     schema = current_schema()
     labels = {r["label"] for r in demo_conn.query("CALL db.labels() YIELD label RETURN label")}
