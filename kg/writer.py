@@ -246,9 +246,8 @@ def _merge_value(prop: str, prov: Provenance) -> str:
 def rel_query(batch: RelBatch, prov: Provenance) -> str:
     (sl, sk), (el, ek), t = batch.start, batch.end, _ident(batch.rel_type)
     sl, sk, el, ek = map(_ident, (sl, sk, el, ek))
-    keys = batch.merge_keys
-    merge_props = "".join(f"{_ident(p)}: {_merge_value(p, prov)}, " for p in keys)[:-2]
-    merge_props = f" {{{merge_props}}}" if merge_props else ""
+    merge = ", ".join(f"{_ident(p)}: {_merge_value(p, prov)}" for p in batch.merge_keys)
+    merge_props = f" {{{merge}}}" if merge else ""
     # OPTIONAL MATCH + FOREACH: rows whose end nodes are missing are returned, not silently dropped.
     return (
         f"UNWIND $rows AS r OPTIONAL MATCH (a:{sl} {{{sk}: r.start}}) "
