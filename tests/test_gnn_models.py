@@ -300,3 +300,16 @@ def test_label_noise_override_keeps_eval_clean() -> None:
     r = train(task, TrainConfig(epochs=2, loss="gce", hidden=8), y=noisy)
     assert r.val_metrics["n"] == task.split.val.numel()
     assert r.metrics == pytest.approx(moa_metrics(task.y[task.split.test], r.test_scores), nan_ok=True)
+
+
+@pytest.mark.parametrize("task", ["moa", "target"])
+def test_graph_without_labels_is_a_user_error(task: str) -> None:
+    from moakg.errors import UserError
+    from moakg.gnn.run import make_task
+
+    d = toy_graph()
+    for rel in ("HAS_MOA", "TARGETS"):
+        for et in [et for et in d.edge_types if et[1].removeprefix("rev_") == rel]:
+            d[et].edge_index = torch.zeros(2, 0, dtype=torch.long)
+    with pytest.raises(UserError, match="no labelled compounds"):
+        make_task(TrainConfig(task=task), d, toy_maps(d), "phenotype", 0, None)

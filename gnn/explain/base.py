@@ -43,6 +43,11 @@ def encoder_of(model: nn.Module) -> HeteroEncoder:
     return enc
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters live: explanation inputs are moved there."""
+    return next(model.parameters()).device
+
+
 def model_depth(model: nn.Module) -> int:
     """Number of message-passing layers: how far a message can travel to the explained node."""
     return len(encoder_of(model).convs)
@@ -147,7 +152,7 @@ class ExplainedModel(nn.Module):
         # Empty edge types stay: a SAGEConv with no edges still adds its root term lin_r(x_dst) + bias to
         # every destination node, so dropping them would change the prediction.
         self.model, self.target, self.gene_local = model, target, sub.gene
-        self.base_edges = model_inputs(sub.graph)[1]
+        self.base_edges = model_inputs(sub.graph, model_device(model))[1]
         if target[0] == "moa" and not isinstance(model, MoAClassifier):
             raise TypeError("an ('moa', class) target needs a MoAClassifier")
         if target[0] == "target" and not isinstance(model, TargetLinkPredictor):
@@ -165,10 +170,11 @@ class ExplainedModel(nn.Module):
         return self.model.score(h, comp, gene, glob).unsqueeze(-1)
 
 
-def explained_inputs(sub: CompSubgraph) -> tuple[dict[str, Tensor], dict[EdgeType, Tensor]]:
+def explained_inputs(sub: CompSubgraph, device: torch.device | None = None,
+                     ) -> tuple[dict[str, Tensor], dict[EdgeType, Tensor]]:
     """``(x_dict, edge_index_dict)`` for :class:`ExplainedModel`: the model's inputs on ``sub``
-    (:func:`~moakg.gnn.models.model_inputs`) over the explained (non-empty) edge types only."""
-    x, edges = model_inputs(sub.graph)
+    (:func:`~moakg.gnn.models.model_inputs`, on ``device``) over the explained (non-empty) edge types."""
+    x, edges = model_inputs(sub.graph, device)
     return x, {et: edges[et] for et in sub.edge_types}
 
 
@@ -177,9 +183,10 @@ def predict(model: nn.Module, sub: CompSubgraph, target: Target,
     """Probability (sigmoid of the logit) of ``target`` for the subgraph's compound, optionally with the
     explained edges replaced by ``edge_index_dict`` (edge types left out keep the subgraph's edges)."""
     wrapped = ExplainedModel(model, sub, target)
-    x, ei = explained_inputs(sub)
+    device = model_device(model)
+    x, ei = explained_inputs(sub, device)
     if edge_index_dict is not None:
-        ei = {**ei, **edge_index_dict}
+        ei = {**ei, **{et: e.to(device) for et, e in edge_index_dict.items()}}
     model.eval()
     with torch.no_grad():
         return float(torch.sigmoid(wrapped(x, ei)[sub.compound, 0]))

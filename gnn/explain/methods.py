@@ -31,6 +31,7 @@ from moakg.gnn.explain.base import (
     Target,
     encoder_of,
     explained_inputs,
+    model_device,
 )
 
 
@@ -88,7 +89,7 @@ def _explain_with_pyg(model: nn.Module, sub: CompSubgraph, target: Target, algor
     _check_maskable(model)
     wrapped = ExplainedModel(model, sub, target)
     explainer = _pyg_explainer(wrapped, algorithm, mode)
-    x, ei = explained_inputs(sub)
+    x, ei = explained_inputs(sub, model_device(model))
     _reset_masks(wrapped)
     try:
         expl = explainer(x, ei, index=sub.compound)
@@ -132,8 +133,8 @@ class SaliencyMethod(EdgeExplainer):
     def explain_sub(self, model: nn.Module, sub: CompSubgraph, target: Target) -> dict[EdgeType, Tensor]:
         _check_maskable(model)
         wrapped = ExplainedModel(model, sub, target)
-        x, ei = explained_inputs(sub)
-        masks = {et: torch.ones(e.size(1), requires_grad=True) for et, e in ei.items()}
+        x, ei = explained_inputs(sub, model_device(model))
+        masks = {et: torch.ones(e.size(1), device=e.device, requires_grad=True) for et, e in ei.items()}
         _reset_masks(wrapped)
         set_hetero_masks(wrapped, masks, ei, apply_sigmoid=False)
         try:

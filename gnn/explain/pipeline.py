@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from moakg.errors import UserError
-from moakg.gnn.explain.base import CompSubgraph, Target, computation_subgraph, model_depth
+from moakg.gnn.explain.base import CompSubgraph, Target, computation_subgraph, model_depth, model_device
 from moakg.gnn.explain.loading import LoadedRun
 from moakg.gnn.explain.methods import make_explainer
 from moakg.gnn.explain.metrics import (
@@ -67,11 +67,12 @@ def _scores(run: LoadedRun, compound: int) -> torch.Tensor:
     with torch.no_grad():
         # One full-graph forward per run (seconds on the real graph), not one per explained compound.
         if "out" not in run.cache:
-            run.cache["out"] = model(*model_inputs(run.graph))
+            run.cache["out"] = model(*model_inputs(run.graph, model_device(model)))
         out = run.cache["out"]
         if run.kind == "moa":
-            return torch.sigmoid(out[compound])
-        return torch.sigmoid(model.score_all(out, torch.tensor([compound])))[0]
+            return torch.sigmoid(out[compound]).cpu()
+        comp = torch.tensor([compound], device=model_device(model))
+        return torch.sigmoid(model.score_all(out, comp))[0].cpu()
 
 
 def resolve_target(run: LoadedRun, compound: int, moa: str | None = None,
