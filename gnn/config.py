@@ -213,13 +213,15 @@ def option_help(name: str) -> str:
     """The ``--help`` text of field ``name``: its help metadata and its default."""
     f = next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
     default = f.default
+    if default is None:  # the help text says what None means
+        return f.metadata["help"]
     if isinstance(default, bool):
         flags = f.metadata.get("flag", "")
         shown = flags.split("/")[0 if default else 1] if "/" in flags else str(default).lower()
     elif isinstance(default, tuple):
         shown = " ".join(map(str, default)) or "none"
     else:
-        shown = "none" if default is None else str(default)
+        shown = str(default)
     # Parentheses, not click's "[default: ...]": typer's rich help would read brackets as markup.
     return f"{f.metadata['help']} (default: {shown})"
 
