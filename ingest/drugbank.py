@@ -444,7 +444,7 @@ class DrugBankAdapter(SourceAdapter):
         self._dirty, self._dirty_genes, self._dirty_edges = set(), set(), set()
         yield NodeBatch("Compound", "id", compounds)
         yield NodeBatch("Gene", "symbol", genes)
-        yield RelBatch("TARGETS", ("Compound", "id"), ("Gene", "symbol"), edges, per_source=True)
+        yield RelBatch("TARGETS", ("Compound", "id"), ("Gene", "symbol"), edges)
 
     # -- inputs -------------------------------------------------------------------------------------
     def read_vocabulary(self, path: Path) -> list[DrugRecord]:

@@ -329,11 +329,11 @@ class L1000Adapter(SourceAdapter):
         if moas:
             yield NodeBatch("MoA", "name", moas)
         yield NodeBatch("Signature", "sig_id", sig_rows)
-        for rel, rows, end, per_source in (
-            ("HAS_MOA", has_moa, ("MoA", "name"), True), ("TARGETS", targets, ("Gene", "symbol"), True),
-        ):
+        # HAS_MOA and TARGETS are merged per source (kg/schema.toml): other sources keep their own edges
+        label_rels = (("HAS_MOA", has_moa, ("MoA", "name")), ("TARGETS", targets, ("Gene", "symbol")))
+        for rel, rows, end in label_rels:
             if rows:
-                yield RelBatch(rel, ("Compound", "id"), end, rows, per_source=per_source)
+                yield RelBatch(rel, ("Compound", "id"), end, rows)
         if has_sig:
             yield RelBatch("HAS_SIGNATURE", ("Compound", "id"), ("Signature", "sig_id"), has_sig)
         if in_cell:

@@ -320,9 +320,9 @@ class RepurposingHubAdapter(SourceAdapter):
         yield NodeBatch("MoA", "name", [{"name": k, "display_name": v} for k, v in sorted(moas.items())])
         yield NodeBatch("Gene", "symbol", [{"symbol": g} for g in sorted(genes)])
         yield RelBatch("HAS_MOA", ("Compound", "id"), ("MoA", "name"),
-                       [{"start": c, "end": m} for c, m in sorted(has_moa)], per_source=True)
+                       [{"start": c, "end": m} for c, m in sorted(has_moa)])
         yield RelBatch("TARGETS", ("Compound", "id"), ("Gene", "symbol"),
-                       [{"start": c, "end": g} for c, g in sorted(targets)], per_source=True)
+                       [{"start": c, "end": g} for c, g in sorted(targets)])
 
 
 # ------------------------------------------------------------------------------------- config + CLI

@@ -18,8 +18,8 @@ Symbol-pair tables (``source`` configurable, default ``"ppi"``)
     aggregated (distinct values of ``method`` / ``interaction_type``, number of distinct PubMed ids,
     number of supporting rows).
 
-Both write ``INTERACTS_WITH`` with ``per_source=True``: the relationship type is shared by several
-sources, and a STRING score must not overwrite (or be mistaken for) another source's evidence.
+Both write ``INTERACTS_WITH``, merged per source (``merge_on`` in kg/schema.toml): the type is shared by
+several sources, and a STRING score must not overwrite (or be mistaken for) another source's evidence.
 """
 
 from __future__ import annotations
@@ -290,7 +290,7 @@ class StringAdapter(SourceAdapter):
         gene_rows = [{"symbol": g, "string_id": min(symbol_ids[g])} for g in genes]
         yield NodeBatch("Gene", "symbol", gene_rows)
         rel_rows = [{"start": a, "end": b, **p.props} for (a, b), p in sorted(pairs.items())]
-        yield RelBatch("INTERACTS_WITH", ("Gene", "symbol"), ("Gene", "symbol"), rel_rows, per_source=True)
+        yield RelBatch("INTERACTS_WITH", ("Gene", "symbol"), ("Gene", "symbol"), rel_rows)
 
 
 # ----------------------------------------------------------------------------------- symbol-pair TSV
@@ -418,7 +418,7 @@ class SymbolPairAdapter(SourceAdapter):
             if pub is not None:
                 row["n_pubmed"] = len(agg["pubmed"])
             rows.append(row)
-        yield RelBatch("INTERACTS_WITH", ("Gene", "symbol"), ("Gene", "symbol"), rows, per_source=True)
+        yield RelBatch("INTERACTS_WITH", ("Gene", "symbol"), ("Gene", "symbol"), rows)
 
 
 # ------------------------------------------------------------------------------------- config + CLI

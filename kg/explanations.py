@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from moakg.kg.connection import Neo4jConnection
-from moakg.kg.schema import NODE_KEYS
+from moakg.kg.schema import current_schema
 from moakg.kg.writer import Batch, Delete, NodeBatch, Provenance, RelBatch, write_atomic
 
 #: prediction kind -> (label, key) of the node the explanation is FOR
@@ -67,10 +67,10 @@ def write_explanation(conn: Neo4jConnection, run: str, compound: str, kind: str,
     return eid
 
 
-def _link(rel_type: str, start: tuple[str, str], end: tuple[str, str], rows: list[dict[str, Any]],
-          merge_on: tuple[str, ...] = ()) -> RelBatch:
+def _link(rel_type: str, start: tuple[str, str], end: tuple[str, str],
+          rows: list[dict[str, Any]]) -> RelBatch:
     """A relationship batch of the explanation layer: a missing end node is an error, never skipped."""
-    return RelBatch(rel_type, start, end, rows, merge_on=merge_on, require_endpoints=True)
+    return RelBatch(rel_type, start, end, rows, require_endpoints=True)
 
 
 def _links(eid: str, compound: str, label: str, key: str, prediction: str) -> list[Batch]:
@@ -95,8 +95,8 @@ def _path_batches(eid: str, paths: Sequence[dict[str, Any]]) -> list[Batch]:
                 "rel_type": p["rel_types"][order - 1] if order else None,
                 "forward": bool(p["forward"][order - 1]) if order else None,
             })
-    # node labels are the exported node types (schema names), keys come from NODE_KEYS
-    steps = [_link("STEP", ("ExplanationPath", "id"), (label, NODE_KEYS[label]), rows, merge_on=("order",))
+    # node labels are the exported node types (schema names), keys come from the schema
+    steps = [_link("STEP", ("ExplanationPath", "id"), (label, current_schema().key_of(label)), rows)
              for label, rows in steps_by_label.items()]
     return [NodeBatch("ExplanationPath", "id", path_rows),
             _link("HAS_PATH", ("Explanation", "id"), ("ExplanationPath", "id"), has_path), *steps]

@@ -91,7 +91,7 @@ def write_predictions(
     end_label, end_key = PREDICTION_RELS[rel_type]
     batches = [
         _prediction_delete(run_id, rel_type),  # replace: this run's old predictions of this type go first
-        RelBatch(rel_type, ("Compound", "id"), (end_label, end_key), rows, merge_on=("run",)),
+        RelBatch(rel_type, ("Compound", "id"), (end_label, end_key), rows),  # merged on run (schema)
     ]
     # Continues the run write_model_run started (not a new attempt); a failure marks the ModelRun failed.
     counts = write_run(conn, Provenance.model(run_id), batches, batch_size=batch_size, new_attempt=False)

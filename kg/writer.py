@@ -39,7 +39,7 @@ from neo4j import ManagedTransaction
 from tqdm.auto import tqdm
 
 from moakg.kg.connection import Neo4jConnection
-from moakg.kg.schema import NODE_KEYS, UNION_LIST_PROPS, _ident
+from moakg.kg.schema import RelType, _ident, current_schema
 
 DEFAULT_BATCH_SIZE = 5000
 MAX_MISSING_EXAMPLES = 20
@@ -92,12 +92,14 @@ class RelBatch:
     """Relationships of one type between nodes found by key.
 
     ``start``/``end`` are (label, key property). ``rows`` hold ``start``, ``end`` and properties.
-    By default there is one relationship per (start, end); ``merge_on`` names properties that make more:
-    one relationship per value. ``source`` and the provenance's stamp (e.g. ``run``) take the run's
-    value, any other name the row's. ``per_source=True`` is ``merge_on=("source",)``: two sources
-    asserting the same fact (e.g. a drug target from DrugBank and from the Repurposing Hub) keep
-    separate edges. Rows whose end nodes are missing are counted and reported; with
-    ``require_endpoints`` they raise :class:`MissingEndpointError` instead (the batch is rolled back).
+    The type must be declared in the schema (kg/schema.toml) with these endpoint labels; the schema's
+    ``merge_on`` says which properties besides the endpoints it is merged on (none: one relationship per
+    (start, end)); ``merge_on`` / ``per_source`` here may restate it but not differ from it. Merge
+    properties ``source`` and the provenance's stamp (e.g. ``run``) take the run's value, any other name
+    the row's. Merged on ``source``, two sources asserting the same fact (e.g. a drug target from
+    DrugBank and from the Repurposing Hub) keep separate edges. Rows whose end nodes are missing are
+    counted and reported; with ``require_endpoints`` they raise :class:`MissingEndpointError` instead
+    (the batch is rolled back).
     """
 
     rel_type: str
@@ -110,8 +112,35 @@ class RelBatch:
 
     @property
     def merge_keys(self) -> tuple[str, ...]:
+        """The merge properties the schema declares for this type, checked against what the batch says."""
+        decl = declared_rel(self)
         extra = ("source",) if self.per_source and "source" not in self.merge_on else ()
-        return (*self.merge_on, *extra)
+        given = (*self.merge_on, *extra)
+        if given and set(given) != set(decl.merge_on):
+            raise ValueError(f"{self.rel_type} is merged on {list(decl.merge_on)} in "
+                             f"{current_schema().path}, not {list(given)}")
+        return decl.merge_on
+
+
+def declared_rel(batch: RelBatch) -> RelType:
+    """The schema's declaration of ``batch.rel_type``; its endpoint labels and keys must match the batch's.
+
+    A relationship the schema does not declare is refused here, before anything is written: the schema
+    file is where a new type is added, so the exporter and the models know it too.
+    """
+    schema = current_schema()
+    if batch.rel_type not in schema.relationships:
+        raise ValueError(f"relationship type {batch.rel_type!r} is not declared in {schema.path}; add a "
+                         f"[relationships.{batch.rel_type}] entry (README, 'Extending')")
+    decl = schema.relationships[batch.rel_type]
+    for side, (label, key), allowed in (("start", batch.start, decl.start), ("end", batch.end, decl.end)):
+        if allowed != ("*",) and label not in allowed:
+            raise ValueError(f"{batch.rel_type} {side}s at {label} here, but {schema.path} declares "
+                             f"{side} = {' | '.join(allowed)}")
+        if label not in schema.nodes or schema.nodes[label].key != key:
+            raise ValueError(f"{batch.rel_type}: {label} nodes are found by their key "
+                             f"{schema.key_of(label)!r}, not {key!r}")
+    return decl
 
 
 @dataclass(frozen=True)
@@ -208,12 +237,12 @@ def _stamp(var: str, prov: Provenance, sources: bool = False) -> str:
 
 
 def node_query(label: str, key: str, prov: Provenance, timestamps: bool = False) -> str:
-    """MERGE on the key, SET the properties; list properties in UNION_LIST_PROPS are unioned."""
+    """MERGE on the key, SET the properties; the schema's union-list properties are unioned."""
     label, key = _ident(label), _ident(key)
     union = "".join(
         f" FOREACH (_ IN CASE WHEN r.union.{p} IS NULL THEN [] ELSE [1] END | SET n.{p} = "
         f"reduce(acc = coalesce(n.{p}, []), x IN r.union.{p} | CASE WHEN x IN acc THEN acc ELSE acc + x END))"
-        for p in map(_ident, UNION_LIST_PROPS.get(label, ()))
+        for p in map(_ident, current_schema().union_lists.get(label, ()))
     )
     on_create = " ON CREATE SET n.created = datetime()" if timestamps else ""
     updated = ", n.updated = datetime()" if timestamps else ""
@@ -225,7 +254,7 @@ def node_query(label: str, key: str, prov: Provenance, timestamps: bool = False)
 
 def node_rows(label: str, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Writer row shape: ``{"props": ..., "union": ...}`` with union-list properties set apart."""
-    union_keys = set(UNION_LIST_PROPS.get(label, ()))
+    union_keys = set(current_schema().union_lists.get(label, ()))
     out = []
     for row in rows:
         props = clean_row(row)
@@ -272,7 +301,7 @@ def delete_query(spec: Delete) -> str:
 
 def run_start_query(label: str) -> str:
     """MERGE the run node and mark it ``running``; ``$attempt`` (0 or 1) is added to ``attempts``."""
-    label, key = _ident(label), _ident(NODE_KEYS.get(label, "id"))
+    label, key = _ident(label), _ident(current_schema().key_of(label))
     return (
         f"MERGE (r:{label} {{{key}: $id}}) ON CREATE SET r.attempts = 0, r.created = datetime() "
         "SET r += $props, r.status = 'running', r.started = datetime(), r.ended = null, r.error = null, "
@@ -281,7 +310,7 @@ def run_start_query(label: str) -> str:
 
 
 def run_end_query(label: str) -> str:
-    label, key = _ident(label), _ident(NODE_KEYS.get(label, "id"))
+    label, key = _ident(label), _ident(current_schema().key_of(label))
     return (
         f"MATCH (r:{label} {{{key}: $id}}) "
         "SET r += $props, r.status = $status, r.error = $error, r.ended = datetime()"
@@ -326,10 +355,13 @@ class BatchWriter:
             raise TypeError(f"not a batch: {type(batch).__name__}")
 
     def write_nodes(self, batch: NodeBatch) -> None:
-        if NODE_KEYS.get(batch.label) not in (None, batch.key):
-            raise ValueError(
-                f"{batch.label} nodes are keyed by {NODE_KEYS[batch.label]!r}, not {batch.key!r}"
-            )
+        schema = current_schema()
+        if batch.label not in schema.nodes:
+            raise ValueError(f"node label {batch.label!r} is not declared in {schema.path}; add a "
+                             f"[nodes.{batch.label}] entry")
+        if schema.nodes[batch.label].key != batch.key:
+            raise ValueError(f"{batch.label} nodes are keyed by {schema.nodes[batch.label].key!r} "
+                             f"({schema.path}), not {batch.key!r}")
         q = node_query(batch.label, batch.key, self.prov, batch.timestamps)
         rows = node_rows(batch.label, batch.rows)
         for i, r in enumerate(rows):

@@ -232,3 +232,37 @@ def test_a_new_relationship_is_one_schema_entry_plus_its_ingester(conn: Neo4jCon
     # the message reaches aspirin and salicylate, not caffeine, which has no such edge
     assert not torch.allclose(with_edge[a], without[a]) and not torch.allclose(with_edge[b], without[b])
     assert torch.allclose(with_edge[c], without[c])
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        (RelBatch("SIMILAR_STRUCTURE", ("Compound", "id"), ("Compound", "id"), [{"start": "a", "end": "b"}]),
+         r"'SIMILAR_STRUCTURE' is not declared in .*schema.toml; add a \[relationships.SIMILAR_STRUCTURE\]"),
+        (RelBatch("TARGETS", ("Gene", "symbol"), ("Compound", "id"), [{"start": "EGFR", "end": "C1"}]),
+         r"TARGETS starts at Gene here, but .*schema.toml declares start = Compound"),
+        (RelBatch("TARGETS", ("Compound", "name"), ("Gene", "symbol"), [{"start": "x", "end": "EGFR"}]),
+         r"Compound nodes are found by their key 'id', not 'name'"),
+        (RelBatch("IS_A", ("GOTerm", "go_id"), ("GOTerm", "go_id"), [{"start": "a", "end": "b"}],
+                  per_source=True), r"IS_A is merged on \[\] in .*, not \['source'\]"),
+        (NodeBatch("Drug", "id", [{"id": "x"}]), r"node label 'Drug' is not declared in .*schema.toml"),
+    ],
+)
+def test_the_writer_refuses_what_the_schema_does_not_declare(conn: Neo4jConnection, batch: Batch,
+                                                            message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        run_ingest(conn, "undeclared", [batch], progress=False)
+    # nothing but the failed run was written
+    assert conn.query("MATCH (n) WHERE NOT n:SchemaVersion RETURN labels(n) AS l, n.status AS s") == [
+        {"l": ["IngestRun"], "s": "failed"}]
+
+
+def test_merge_keys_come_from_the_schema(conn: Neo4jConnection) -> None:
+    """TARGETS is declared `merge_on = ["source"]`: an adapter that does not say so still keeps one edge
+    per source."""
+    nodes = [NodeBatch("Compound", "id", [{"id": "C1"}]), NodeBatch("Gene", "symbol", [{"symbol": "EGFR"}])]
+    for source in ("src_a", "src_b"):
+        run_ingest(conn, source, [*nodes, RelBatch("TARGETS", ("Compound", "id"), ("Gene", "symbol"),
+                                                   [{"start": "C1", "end": "EGFR"}])], progress=False)
+    rows = conn.query("MATCH (:Compound)-[t:TARGETS]->(:Gene) RETURN t.source AS s ORDER BY s")
+    assert [r["s"] for r in rows] == ["src_a", "src_b"]
