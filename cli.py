@@ -8,7 +8,9 @@ line names it and the log file under ``$MOAKG_HOME/logs/`` that holds its traceb
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -46,6 +48,16 @@ def report_error(exc: Exception, debug: bool) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's final flush does not raise BrokenPipeError again
+    (the recipe of Python's signal module documentation)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # no real stdout (tests): nothing to silence
+        pass
+
+
 class ReportingGroup(TyperGroup):
     """The top-level command group: runs a sub-command and reports its exceptions (:func:`report_error`).
 
@@ -57,6 +69,9 @@ class ReportingGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):  # exits, usage errors: typer's own handling
             raise
+        except BrokenPipeError:  # the reader went away (`moakg ... | head`): not an error of ours
+            _silence_stdout()
+            raise typer.Exit(141) from None  # 128 + SIGPIPE, as a shell reports it
         except Exception as exc:
             raise report_error(exc, debug=bool(ctx.params.get("debug"))) from None
 

@@ -18,24 +18,21 @@ from moakg.errors import UserError
 from moakg.gnn.config import SETTINGS, TrainConfig, field_names
 from moakg.gnn.config import option_help as h
 
-TRAIN_HELP = """Train heterogeneous GNNs on the graph and compare them with baselines on the same splits.
-
-For each seed and setting the task and split are made once; every --model and every baseline
-(frequency prior, Tanimoto kNN, fingerprint MLP, signature logistic regression / MLP, shuffled-drug
-ablation; degree for targets) is trained and scored on the same test set. Prints a table of
-mean ± std over seeds, writes one (:ModelRun) per setting x model with the top-k predictions of its
-test compounds (PREDICTED_MOA / PREDICTED_TARGET {score, rank, run}), and saves checkpoints,
-metrics.json and curves.png under --out (default $MOAKG_HOME/runs/<run id>/).
-
-Settings: phenotype = held-out compounds come with structure and signatures only (their targets are
-hidden); known_targets = they keep their known targets. MoA labels never travel as messages.
-
-Options with several values are repeated: --model sage --model hgt --seeds 0 --seeds 1.
---config FILE reads the same options from a TOML file, keys named as the fields (models, seeds,
-label_noise, num_neighbors, ...); options given on the command line override the file.
-
-Example: moakg train --task moa --model sage --model hgt --seeds 0 --seeds 1 --label-noise 0.2
-"""
+TRAIN_HELP = (
+    "Train heterogeneous GNNs on the graph and compare them with baselines on the same splits.\n\n"
+    "For each seed and setting the task and split are made once; every --model and every baseline "
+    "(frequency prior, Tanimoto kNN, fingerprint MLP, signature logistic regression / MLP, shuffled-drug "
+    "ablation; degree for targets) is trained and scored on the same test set. Prints a table of mean ± std "
+    "over seeds, writes one (:ModelRun) per setting x model with the top-k predictions of its test "
+    "compounds (PREDICTED_MOA / PREDICTED_TARGET {score, rank, run}), and saves checkpoints, metrics.json "
+    "and curves.png under --out (default $MOAKG_HOME/runs/<run id>/).\n\n"
+    "Settings: phenotype = held-out compounds come with structure and signatures only (their targets are "
+    "hidden); known_targets = they keep their known targets. MoA labels never travel as messages.\n\n"
+    "Options with several values are repeated: --model sage --model hgt --seeds 0 --seeds 1. "
+    "--config FILE reads the same options from a TOML file, keys named as the fields (models, seeds, "
+    "label_noise, num_neighbors, ...); options given on the command line override the file.\n\n"
+    "Example: moakg train --task moa --model sage --model hgt --seeds 0 --seeds 1 --label-noise 0.2"
+)
 
 
 def build_config(config: Path | None, given: dict[str, Any]) -> TrainConfig:

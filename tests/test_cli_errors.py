@@ -130,3 +130,16 @@ def test_console_script_entry_point(tmp_path: Path) -> None:
     assert proc.stderr == f"error: {tmp_path / 'nope.toml'}: no such config file\n"
     root = Path(__file__).resolve().parents[1]
     assert 'moakg = "moakg.cli:main"' in (root / "pyproject.toml").read_text()
+
+
+def test_a_closed_pipe_is_not_reported_as_a_bug(home: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`moakg ... | head` closes stdout early: exit quietly with the shell's SIGPIPE code, log nothing."""
+
+    def closed(path: Path) -> list:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(moakg.ingest.commands, "adapters_from_config", closed)
+    result = CliRunner().invoke(app, ["ingest", "all", "--config", str(_bad_config(tmp_path))])
+    assert result.exit_code == 141 and result.stderr == ""
+    assert not (home / "logs").exists()
