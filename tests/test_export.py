@@ -27,7 +27,6 @@ from moakg.kg.export import (
     REL_ENDPOINTS,
     ExportSpec,
     IdMaps,
-    add_cli,
     export_heterodata,
     load_export,
     save_export,
@@ -345,14 +344,10 @@ def test_save_load_round_trip(full: tuple[HeteroData, IdMaps], tmp_path: Path) -
 
 @pytest.fixture
 def cli_app(cli_env: Neo4jSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> typer.Typer:
+    """The real `moakg` app (with its error reporting), pointed at the test server and a fresh home."""
+    from moakg.cli import app
+
     monkeypatch.setenv("MOAKG_HOME", str(tmp_path / "home"))
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:  # keeps `export` a sub-command, as in the real `moakg` app
-        pass
-
-    add_cli(app)
     return app
 
 
