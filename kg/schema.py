@@ -231,15 +231,20 @@ def _idents(where: str, value: Any, what: str) -> tuple[str, ...]:
     return out
 
 
-def _node(path: Path, label: str, entry: Any) -> NodeType:
-    where = f"{path}: [nodes.{label}]"
-    if not _IDENT.match(label):
-        raise SchemaError(f"{where}: the label is not a plain identifier")
+def _check_entry(where: str, name: str, entry: Any, fields: set[str]) -> None:
+    """What every [nodes.X] / [relationships.X] entry needs: a plain name, a table, known fields."""
+    if not _IDENT.match(name):
+        raise SchemaError(f"{where}: {name!r} is not a plain identifier (letters, digits, _)")
     if not isinstance(entry, dict):
         raise SchemaError(f"{where}: expected a table")
-    unknown = sorted(set(entry) - _NODE_FIELDS)
+    unknown = sorted(set(entry) - fields)
     if unknown:
-        raise SchemaError(f"{where}: unknown field(s) {unknown}; known: {sorted(_NODE_FIELDS)}")
+        raise SchemaError(f"{where}: unknown field(s) {unknown}; known: {sorted(fields)}")
+
+
+def _node(path: Path, label: str, entry: Any) -> NodeType:
+    where = f"{path}: [nodes.{label}]"
+    _check_entry(where, label, entry, _NODE_FIELDS)
     if "key" not in entry:
         raise SchemaError(f"{where}: needs a key property")
     return NodeType(
@@ -276,13 +281,7 @@ def _endpoint(where: str, value: Any, side: str, nodes: dict[str, NodeType], rol
 
 def _rel(path: Path, name: str, entry: Any, nodes: dict[str, NodeType]) -> RelType:
     where = f"{path}: [relationships.{name}]"
-    if not _IDENT.match(name):
-        raise SchemaError(f"{where}: the type is not a plain identifier")
-    if not isinstance(entry, dict):
-        raise SchemaError(f"{where}: expected a table")
-    unknown = sorted(set(entry) - _REL_FIELDS)
-    if unknown:
-        raise SchemaError(f"{where}: unknown field(s) {unknown}; known: {sorted(_REL_FIELDS)}")
+    _check_entry(where, name, entry, _REL_FIELDS)
     for required in ("from", "to", "role"):
         if required not in entry:
             raise SchemaError(f"{where}: needs {required!r}")
