@@ -73,19 +73,25 @@ def shared_data() -> Path:
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "demo" / "sources.toml"
 
 
+def ensure_demo_graph(conn: Neo4jConnection) -> Neo4jConnection:
+    """Make the graph hold exactly the bundled demo data: ingested (after a wipe) unless exactly the demo's
+    completed ingest runs are already there. Module-scoped fixtures call it too."""
+    from moakg.ingest.commands import adapters_from_config
+    from moakg.ingest.runner import run_adapters
+
+    adapters = adapters_from_config(DEMO_CONFIG)
+    runs = conn.query("MATCH (r:IngestRun) RETURN r.source AS s, r.status AS st")
+    want = {a.source for a in adapters}
+    if {r["s"] for r in runs} != want or any(r["st"] != "completed" for r in runs) or len(runs) != len(want):
+        clear_graph(conn)
+        run_adapters(conn, adapters, progress=False)
+    return conn
+
+
 @pytest.fixture
 def demo_conn(_session_conn: Neo4jConnection) -> Neo4jConnection:
     """A connection to a graph holding exactly the bundled demo data (ingested when not already there).
 
     Tests using it must not write to the graph beyond what they clean up themselves.
     """
-    from moakg.ingest.commands import adapters_from_config
-    from moakg.ingest.runner import run_adapters
-
-    adapters = adapters_from_config(DEMO_CONFIG)
-    runs = _session_conn.query("MATCH (r:IngestRun) RETURN r.source AS s, r.status AS st")
-    want = {a.source for a in adapters}
-    if {r["s"] for r in runs} != want or any(r["st"] != "completed" for r in runs) or len(runs) != len(want):
-        clear_graph(_session_conn)
-        run_adapters(_session_conn, adapters, progress=False)
-    return _session_conn
+    return ensure_demo_graph(_session_conn)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import typer
+from conftest import ensure_demo_graph
 from torch_geometric.data import HeteroData
 from typer.testing import CliRunner
 
@@ -30,17 +31,13 @@ from moakg.gnn.explain.paths import explain_paths
 from moakg.gnn.explain.pipeline import explain_prediction, write_result
 from moakg.gnn.models import model_inputs
 from moakg.gnn.run import run_experiment
-from moakg.ingest.commands import adapters_from_config
-from moakg.ingest.runner import run_adapters
 from moakg.kg.connection import Neo4jConnection, Neo4jSettings
 from moakg.kg.explanations import delete_explanations, explanation_counts
 from moakg.kg.export import IdMaps, export_heterodata
-from moakg.kg.maintenance import clear_graph
 from moakg.kg.queries import load_query
 from moakg.kg.schema import NODE_KEYS
 from moakg.kg.writeback import delete_model_run
 
-DEMO = Path(__file__).resolve().parents[1] / "demo" / "sources.toml"
 FAST = {"gnnexplainer": {"epochs": 10}, "ig": {"n_steps": 5}, "saliency": {}}
 
 
@@ -48,13 +45,7 @@ FAST = {"gnnexplainer": {"epochs": 10}, "ig": {"n_steps": 5}, "saliency": {}}
 def demo(_session_conn: Neo4jConnection) -> Neo4jConnection:
     """The demo graph for the module (as conftest's ``demo_conn``, but module-scoped so one model serves
     every test)."""
-    adapters = adapters_from_config(DEMO)
-    want = {a.source for a in adapters}
-    runs = _session_conn.query("MATCH (r:IngestRun) RETURN r.source AS s, r.status AS st")
-    if {r["s"] for r in runs} != want or len(runs) != len(want) or any(r["st"] != "completed" for r in runs):
-        clear_graph(_session_conn)
-        run_adapters(_session_conn, adapters, progress=False)
-    return _session_conn
+    return ensure_demo_graph(_session_conn)
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,12 @@ import numpy as np
 import pytest
 import torch
 import typer
+from conftest import ensure_demo_graph
 from rdkit import Chem
 from rdkit.Chem import rdFingerprintGenerator
 from torch_geometric.data import HeteroData
 from typer.testing import CliRunner
 
-from moakg.ingest.commands import adapters_from_config
-from moakg.ingest.runner import run_adapters
 from moakg.kg.connection import Neo4jConnection, Neo4jSettings
 from moakg.kg.export import (
     DEFAULT_LABELS,
@@ -31,23 +30,14 @@ from moakg.kg.export import (
     load_export,
     save_export,
 )
-from moakg.kg.maintenance import clear_graph
 from moakg.kg.schema import NODE_KEYS
-
-DEMO = Path(__file__).resolve().parents[1] / "demo" / "sources.toml"
 
 
 @pytest.fixture(scope="module")
 def demo(_session_conn: Neo4jConnection) -> Neo4jConnection:
     """The demo graph for the whole module, as conftest's function-scoped `demo_conn` makes it: ingested
     (after a wipe) unless exactly the demo's completed runs are already there. Tests here clean up."""
-    adapters = adapters_from_config(DEMO)
-    want = {a.source for a in adapters}
-    runs = _session_conn.query("MATCH (r:IngestRun) RETURN r.source AS s, r.status AS st")
-    if {r["s"] for r in runs} != want or len(runs) != len(want) or any(r["st"] != "completed" for r in runs):
-        clear_graph(_session_conn)
-        run_adapters(_session_conn, adapters, progress=False)
-    return _session_conn
+    return ensure_demo_graph(_session_conn)
 
 
 @pytest.fixture(scope="module")
