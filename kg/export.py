@@ -50,14 +50,14 @@ from moakg.kg.export_features import (
 from moakg.kg.export_queries import edges_from_query, edges_to_query, node_keys_query
 from moakg.kg.local_server import moakg_home
 from moakg.kg.queries import load_query
-from moakg.kg.schema import current_schema
+from moakg.kg.schema import PACKAGED_SCHEMA, current_schema
 
 log = logging.getLogger(__name__)
 
 EXPORT_VERSION = 1  # part of the cache key: bump when the exported layout changes
 #: the packaged schema's exported labels and relationships (the code itself reads current_schema())
-DEFAULT_LABELS: tuple[str, ...] = current_schema().export_labels
-REL_ENDPOINTS: dict[str, tuple[str, str]] = current_schema().exported_rels
+DEFAULT_LABELS: tuple[str, ...] = PACKAGED_SCHEMA.export_labels
+REL_ENDPOINTS: dict[str, tuple[str, str]] = PACKAGED_SCHEMA.exported_rels
 
 
 @dataclass(frozen=True)

@@ -386,12 +386,14 @@ def is_label_edge(et: EdgeType) -> bool:
 
 # Names the rest of the code reads (the packaged schema; code that must follow use_schema calls
 # current_schema() instead).
-_DEFAULT = load_schema(DEFAULT_SCHEMA_PATH)
-SCHEMA_VERSION = _DEFAULT.version
-NODE_KEYS: dict[str, str] = _DEFAULT.node_keys
-UNION_LIST_PROPS: dict[str, tuple[str, ...]] = _DEFAULT.union_lists
-EXTRA_UNIQUE: list[tuple[str, str]] = [(n.label, p) for n in _DEFAULT.nodes.values() for p in n.unique]
-INDEXES: list[tuple[str, str]] = [(n.label, p) for n in _DEFAULT.nodes.values() for p in n.indexed]
+#: the packaged kg/schema.toml, read at import (never MOAKG_SCHEMA: a broken user file must give a clear
+#: error where it is used, not stop `import moakg`)
+PACKAGED_SCHEMA = load_schema(DEFAULT_SCHEMA_PATH)
+SCHEMA_VERSION = PACKAGED_SCHEMA.version
+NODE_KEYS: dict[str, str] = PACKAGED_SCHEMA.node_keys
+UNION_LIST_PROPS: dict[str, tuple[str, ...]] = PACKAGED_SCHEMA.union_lists
+EXTRA_UNIQUE: list[tuple[str, str]] = [(n.label, p) for n in PACKAGED_SCHEMA.nodes.values() for p in n.unique]
+INDEXES: list[tuple[str, str]] = [(n.label, p) for n in PACKAGED_SCHEMA.nodes.values() for p in n.indexed]
 
 
 # ------------------------------------------------------------------------------------------ database

@@ -3,6 +3,9 @@ holds nothing it does not declare, and the docs table is generated from it."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,6 +163,11 @@ def test_db_schema_command_prints_the_schema_in_force(tmp_path: Path,
     res = CliRunner().invoke(app, ["db", "schema"])
     assert res.exit_code == 1 and "'Gen' is not a declared node label" in res.output
     assert "Traceback" not in res.output
+    # the same from a fresh process: a broken schema file must not break `import moakg`
+    proc = subprocess.run([sys.executable, "-m", "moakg.cli", "db", "schema"], capture_output=True, text=True,
+                          env={**os.environ, "MOAKG_SCHEMA": str(broken)}, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.startswith(f"error: {broken}: [relationships.")
+    assert "Traceback" not in proc.stderr
 
 
 def test_every_label_and_relationship_of_the_demo_graph_is_declared(demo_conn: Neo4jConnection) -> None:
