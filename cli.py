@@ -28,6 +28,7 @@ from moakg.kg.export import add_cli as add_export_cli
 from moakg.kg.local_server import LocalNeo4j, LocalNeo4jError, build_launcher
 from moakg.kg.queries import NamedQuery
 from moakg.pipeline import add_cli as add_pipeline_cli
+from moakg.plots.cli import plot_app
 
 
 def report_error(exc: Exception, debug: bool) -> typer.Exit:
@@ -105,6 +106,7 @@ app.add_typer(neo4j_app, name="neo4j")
 app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(query_app, name="query")
+app.add_typer(plot_app, name="plot")
 add_export_cli(app)
 add_train_cli(app)
 add_explain_cli(app)

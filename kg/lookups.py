@@ -36,3 +36,15 @@ def model_run_ids(conn: Neo4jConnection, limit: int = 10) -> list[str]:
     """Ids of the first ``limit`` ModelRuns in id order (to suggest when a run id is wrong)."""
     rows = conn.query("MATCH (r:ModelRun) RETURN r.id AS id ORDER BY id LIMIT $limit", limit=int(limit))
     return [r["id"] for r in rows]
+
+
+def signature_vectors(conn: Neo4jConnection) -> list[dict[str, Any]]:
+    """Every signature with a landmark z-vector, in ``sig_id`` order: ``sig_id``, ``z`` (the
+    ``z_landmark`` list) and ``moas``, the distinct ``MoA.name`` of its compound(s) (empty when none)."""
+    return conn.query(
+        "MATCH (s:Signature) WHERE s.z_landmark IS NOT NULL "
+        "OPTIONAL MATCH (c:Compound)-[:HAS_SIGNATURE]->(s) "
+        "OPTIONAL MATCH (c)-[:HAS_MOA]->(m:MoA) "
+        "WITH s, collect(DISTINCT m.name) AS moas "
+        "RETURN s.sig_id AS sig_id, s.z_landmark AS z, moas ORDER BY sig_id"
+    )

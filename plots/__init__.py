@@ -1,0 +1,1 @@
+"""Pictures of the graph's data (``moakg plot``)."""
