@@ -1,0 +1,1 @@
+"""Derived relationships: computed from what is already in the graph (``moakg derive``)."""
