@@ -2,7 +2,8 @@
 
 ``sources.toml`` has one section per source; paths are relative to the file. `all` runs them in
 dependency order (:data:`ORDER`): L1000 first (compounds with LINCS ids, the L1000 gene table),
-then the compound sources matched to them by structure, then the gene-gene and gene-GO sources.
+then the compound sources matched to them by structure, then consensus and over-expression signatures
+(matched to those compounds and genes), then the gene-gene and gene-GO sources.
 A section with ``enabled = false`` is skipped.
 """
 
@@ -30,6 +31,9 @@ SOURCES: dict[str, tuple[str, str]] = {
     "l1000": ("moakg.ingest.l1000", "from_config"),
     "repurposing_hub": ("moakg.ingest.repurposing_hub", "from_config"),
     "drugbank": ("moakg.ingest.drugbank", "from_config"),
+    # after every compound source (perturbagens are matched to their compounds) and the L1000 genes
+    "l1000_consensus": ("moakg.ingest.consensus_matrix", "from_config"),
+    "overexpression": ("moakg.ingest.overexpression", "from_config"),
     "string": ("moakg.ingest.string_ppi", "string_from_config"),
     "ppi": ("moakg.ingest.string_ppi", "pairs_from_config"),
     "go": ("moakg.ingest.go", "from_config"),

@@ -31,6 +31,9 @@ COL_META = "0/META/COL"
 ROW_META = "0/META/ROW"
 GCTX_VERSION = b"GCTX1.0"
 DEFAULT_CHUNK_ROWS = 2000
+#: what GCT text files of the CMap family write for a missing value (read as NaN, as cmapPy does)
+MISSING_VALUE_TOKENS = frozenset({"", "NA", "na", "N/A", "NaN", "nan", "NAN", "-666", "-666.0", "-666.00"})
+MISSING_VALUE_CODE = -666.0
 
 
 def decode_strings(values: np.ndarray | Sequence) -> list[str]:
@@ -177,7 +180,13 @@ def _split(line: str) -> list[str]:
 
 
 class GctFile(L1000Matrix):
-    """A GCT text file (v1.2 or v1.3, plain or gzipped), held in memory (GCT files are small)."""
+    """A GCT text file (v1.2 or v1.3, plain or gzipped), held in memory (GCT files are small).
+
+    Missing values (``NA``, ``NaN``, an empty cell, ``-666``: what CMap's tools write) are read as NaN
+    and counted in ``missing_values``; any other non-numeric cell is an error naming the line.
+    """
+
+    missing_values: int = 0
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -233,11 +242,17 @@ class GctFile(L1000Matrix):
                                 f"expected {1 + n_rmeta + n_cols} fields")
             ids.append(parts[0])
             rmeta.append(parts[1 : 1 + n_rmeta])
+            cells = parts[1 + n_rmeta :]
             try:
-                values[i] = np.asarray(parts[1 + n_rmeta :], dtype=np.float64)
+                values[i] = np.asarray(cells, dtype=np.float64)
             except ValueError:
-                bad = next(x for x in parts[1 + n_rmeta :] if not _is_float(x))
-                raise self._err(lineno, f"non-numeric value {bad!r} in data row {parts[0]!r}") from None
+                cells = [x if x.strip() not in MISSING_VALUE_TOKENS else "nan" for x in cells]
+                bad = next((x for x in cells if not _is_float(x)), None)
+                if bad is not None:
+                    raise self._err(lineno, f"non-numeric value {bad!r} in data row {parts[0]!r}") from None
+                values[i] = np.asarray(cells, dtype=np.float64)
+        values[values == MISSING_VALUE_CODE] = np.nan  # CMap's numeric missing code
+        self.missing_values = int(np.isnan(values).sum())
         extra = [ln for ln in f if ln.strip()]
         if extra:
             raise self._err(lineno + 1, f"{len(extra)} lines beyond the {n_rows} data rows declared")

@@ -319,6 +319,19 @@ def test_gct_v12_reads(tmp_path: Path) -> None:
     assert g.row_meta["Description"].tolist() == ["gene one", "gene two"]
 
 
+
+def test_gct_missing_values_are_nan_and_counted(tmp_path: Path) -> None:
+    """CMap GCT files write missing values as NA, NaN, an empty cell or -666 (cmapPy reads them as NaN)."""
+    path = tmp_path / "p100_like.gct"
+    path.write_text("#1.3\n3\t4\t1\t1\nid\tsym\tA\tB\tC\tD\nkind\tna\tx\ty\tz\tw\n"
+                    "g1\tX\t1\tNA\t3\t-666\ng2\tY\tNaN\t5\t\t6\ng3\tZ\t7\t8\t9\t10\n")
+    g = GctFile(path)
+    assert g.missing_values == 4
+    want = np.array([[1, np.nan, 3, np.nan], [np.nan, 5, np.nan, 6], [7, 8, 9, 10]], dtype=np.float32).T
+    np.testing.assert_array_equal(g.read([0, 1, 2, 3]), want)  # NaN == NaN in assert_array_equal
+    assert g.col_meta["kind"].tolist() == ["x", "y", "z", "w"]
+
+
 # ------------------------------------------------------------------------------------------ (d) bad input
 def test_gct_text_named_gctx_is_rejected(conn: Neo4jConnection, shared_data: Path) -> None:
     path = shared_data / "l1000" / "test_l1000.gctx"
