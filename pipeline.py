@@ -57,8 +57,10 @@ def add_cli(app: typer.Typer) -> None:
         from moakg.gnn.run import run_experiment
         from moakg.ingest.commands import adapters_from_config
         from moakg.ingest.runner import report_rows, run_adapters
+        from moakg.kg.local_server import moakg_home
         from moakg.kg.lookups import compound_name
         from moakg.kg.queries import load_query
+        from moakg.plots.landscape import signature_landscape
 
         t0 = time.perf_counter()
         with connect() as conn:
@@ -91,6 +93,9 @@ def add_cli(app: typer.Typer) -> None:
                        f"characterization {f.characterization:.3f}  sparsity {f.sparsity:.3f}")
             typer.echo("\n== the graph now")
             print_table(conn.query(load_query("graph_summary").text))
+            landscape = signature_landscape(conn, moakg_home() / "landscape.png")
+            typer.echo(f"\nsignature landscape: {landscape.n_points} signatures (PCA, coloured by MoA) -> "
+                       f"{landscape.out}")
         typer.echo(f"\nDone in {time.perf_counter() - t0:.0f} s. Explanation {explanation_id} and run "
                    f"{run_id} are in Neo4j. Read them next:")
         typer.echo(f"  moakg query run explanation_paths -p run={run_id} -p compound={compound} "

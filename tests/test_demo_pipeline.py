@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from moakg.cli import app
@@ -56,8 +57,9 @@ def test_ingest_all_reports_bad_config_in_one_line(tmp_path: Path) -> None:
 
 
 def test_main_job_pipeline_trains_explains_and_points_at_the_cypher(
-    demo_conn: Neo4jConnection, cli_env: Neo4jSettings
+    demo_conn: Neo4jConnection, cli_env: Neo4jSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("MOAKG_HOME", str(tmp_path / "home"))
     before = {r["id"] for r in demo_conn.query("MATCH (r:ModelRun) RETURN r.id AS id")}
     args = ["pipeline", "--config", str(DEMO), "--epochs", "5", "--method", "saliency"]
     result = CliRunner().invoke(app, args)
@@ -77,6 +79,12 @@ def test_main_job_pipeline_trains_explains_and_points_at_the_cypher(
         assert shown.exit_code == 0 and shown.output.count('"rank"') == expl["paths"]
         for step in ("1/3 ingest", "2/3 train", "3/3 explain", "gnn:sage", "frequency_prior", "tanimoto_knn"):
             assert step in result.output
+        # the signature landscape: one point per signature with a z-vector, written where it says
+        picture = tmp_path / "home" / "landscape.png"
+        [row] = demo_conn.query("MATCH (s:Signature) WHERE s.z_landmark IS NOT NULL RETURN count(s) AS n")
+        n_sig = row["n"]
+        assert f"signature landscape: {n_sig} signatures" in result.output and str(picture) in result.output
+        assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
         from moakg.kg.explanations import delete_explanations
         from moakg.kg.writeback import delete_model_run
