@@ -18,7 +18,8 @@ Identifiers
     values look like) are matched to existing compounds through :class:`CompoundIndex`, exactly as the
     source that keys them would: DrugBank ids as ``drugbank:<id>`` source records (the DrugBank
     adapter's), LINCS pert_ids (first 13 characters of a BRD id) as ``lincs:<id>`` records (the L1000
-    adapter's), InChIKeys as keys, aliases or a unique connectivity block. Perturbagens that match no
+    adapter's) or else the one compound carrying it as ``pert_ids`` / ``drugbank_ids`` (the Repurposing
+    Hub's pert_ids), InChIKeys as keys, aliases or a unique connectivity block. Perturbagens that match no
     compound are counted and skipped, or, with ``create_compounds``, become source-keyed compounds
     (``drugbank:DB00001``, ``lincs:BRD-...``, or the InChIKey) that a later source merges into.
     Genes (``gene_type``: ``entrez``, ``symbol`` or ``auto``) are mapped through the graph's Gene nodes
@@ -154,6 +155,21 @@ def as_paths(value: Path | str | Sequence[Path | str] | None) -> list[Path]:
     if value is None:
         return []
     return [Path(value)] if isinstance(value, str | Path) else [Path(v) for v in value]
+
+
+def graph_compound_ids(conn: Neo4jConnection) -> dict[tuple[str, str], set[str]]:
+    """(id type, id) -> Compound.id for the pert_ids / DrugBank ids compounds carry as properties (the
+    Repurposing Hub's pert_ids, for instance, are not source records of the CompoundIndex)."""
+    from moakg.kg.queries import load_query
+
+    out: dict[tuple[str, str], set[str]] = {}
+    for r in conn.query(load_query("internal_compound_ids").text):
+        for kind, values in (("pert_id", r["pert_ids"]), ("drugbank", r["drugbank_ids"])):
+            for v in values:
+                key = normalise_id(str(v), kind)
+                if key is not None:
+                    out.setdefault((kind, key), set()).add(r["id"])
+    return out
 
 
 def gene_type_of(headers: Sequence[str]) -> str:
@@ -359,6 +375,7 @@ class ConsensusMatrixAdapter(SourceAdapter):
         self.create_compounds = create_compounds
         self.index = index if index is not None else CompoundIndex()
         self.genes = genes
+        self.compound_ids: dict[tuple[str, str], set[str]] = {}
 
     def files(self) -> list[Path]:
         return [self.matrix, *self.gene_info]
@@ -372,6 +389,7 @@ class ConsensusMatrixAdapter(SourceAdapter):
         """Match against what the graph holds now: its compounds and its Gene nodes."""
         self.index = CompoundIndex.from_graph(conn)
         self.genes = graph_genes(conn)
+        self.compound_ids = graph_compound_ids(conn)
         return super().ingest(conn, batch_size=batch_size, progress=progress)
 
     # -- preparation ---------------------------------------------------------------------------------
@@ -444,6 +462,13 @@ class ConsensusMatrixAdapter(SourceAdapter):
             if ident.id != ref or known_before:
                 matched.append((i, pid, ident.id))
                 continue
+            by_prop = self.compound_ids.get((id_type, pid), set())
+            if len(by_prop) == 1:  # a compound that carries the id as a property (e.g. a Hub pert_id)
+                matched.append((i, pid, next(iter(by_prop))))
+                self.count("perturbagens_matched_by_property")
+                continue
+            if len(by_prop) > 1:
+                self.count("perturbagens_ambiguous")
             if not self.create_compounds:
                 unmatched.append(raw)
                 continue

@@ -6,6 +6,7 @@ nothing, and z_landmark follows the landmark genes (also those a real L1000 plat
 from __future__ import annotations
 
 import gzip
+import io
 from pathlib import Path
 
 import numpy as np
@@ -345,3 +346,46 @@ def test_bad_overexpression_table_writes_nothing(
     with pytest.raises(InputFormatError, match="truncated or corrupt gzip") as err:
         run_adapters(conn, [OverexpressionAdapter(cut)], progress=False)
     assert str(cut) in str(err.value) and _snapshot(conn) == before
+
+
+def test_pert_id_and_inchikey_matrices_match_hub_compounds(conn: Neo4jConnection, shared_data: Path,
+                                                            tmp_path: Path) -> None:
+    """Perturbagens given as LINCS pert_ids match the Hub compound whose samples carry them (the Hub's
+    pert_ids are a node property, not a CompoundIndex record); InChIKeys match by key or alias. The z
+    values are real consensus rows relabelled with these ids (the pairing is synthetic)."""
+    from moakg.ingest.repurposing_hub import RepurposingHubAdapter
+
+    demo = Path(__file__).resolve().parents[1] / "demo" / "data"
+    run_adapters(conn, [RepurposingHubAdapter(demo / "repurposing_drugs.txt",
+                                              samples=demo / "repurposing_samples.txt")], progress=False)
+    with open(demo / "repurposing_samples.txt", encoding="utf-8") as fh:  # '!' lines are comments
+        text = "".join(ln for ln in fh if not ln.startswith("!"))
+    samples = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
+    samples = samples.assign(pert_id=samples["broad_id"].str[:13])
+    # pert_ids of exactly one Hub drug name: each is one compound
+    names = samples.groupby("pert_id")["pert_iname"].nunique()
+    unique_ids = sorted(names[names == 1].index)[:25]
+    z = _matrix(_files(shared_data)["matrix"]).iloc[: len(unique_ids)]
+    by_pert = z.set_axis(pd.Index(unique_ids, name="pert_id"))
+    path = tmp_path / "by_pert_id.tsv"
+    by_pert.to_csv(path, sep="\t")
+    a = ConsensusMatrixAdapter(path, gene_info=_files(shared_data)["genes"])
+    run_adapters(conn, [a], progress=False)
+    assert a.stats["id_type"] == "pert_id" and a.stats["perturbagens_matched"] == len(unique_ids)
+    assert a.stats["perturbagens_matched_by_property"] == len(unique_ids)
+    assert _count(conn, "(c:Compound)-[:HAS_SIGNATURE]->(s:Signature {kind: 'consensus'}) "
+                  "WHERE s.pert_id IN c.pert_ids") == len(unique_ids)
+
+    keys = sorted({k for k in samples["InChIKey"] if len(k) == 27})[:25]
+    by_key = z.iloc[: len(keys)].set_axis(pd.Index(keys, name="inchikey"))
+    path = tmp_path / "by_inchikey.tsv"
+    by_key.to_csv(path, sep="\t")
+    b = ConsensusMatrixAdapter(path, gene_info=_files(shared_data)["genes"])
+    run_adapters(conn, [b], progress=False)
+    assert b.stats["id_type"] == "inchikey"
+    assert b.stats["perturbagens_matched"] + b.stats["perturbagens_unmatched"] == len(keys)
+    assert b.stats["perturbagens_matched"] >= 0.8 * len(keys)
+    # each matched key is the compound's key, one of its aliases, or its connectivity block
+    assert _count(conn, "(c:Compound)-[:HAS_SIGNATURE]->(s:Signature {pert_id_type: 'inchikey'}) "
+                  "WHERE c.id = s.pert_id OR s.pert_id IN coalesce(c.inchikey_aliases, []) "
+                  "OR c.inchikey_block1 = split(s.pert_id, '-')[0]") == b.stats["perturbagens_matched"]
