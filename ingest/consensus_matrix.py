@@ -549,8 +549,8 @@ def add_cli(app: typer.Typer) -> None:
             help="Perturbagen x gene matrix of consensus z-scores: TSV/CSV (plain or gzip) with one "
                  "identifier column, or a level-5 .gct/.gctx (columns = perturbagens).")],
         gene_info: Annotated[list[Path] | None, typer.Option(
-            help="Entrez id -> symbol table (genes.tsv, LINCS geneinfo; repeatable). Without it, the "
-                 "graph's Gene nodes (entrez_id) map the columns.")] = None,
+            help="Entrez id -> symbol table (genes.tsv, LINCS geneinfo; repeatable) for the gene columns "
+                 "the graph's Gene nodes (entrez_id, used first) do not know.")] = None,
         id_type: Annotated[str, typer.Option(
             help="Perturbagen ids: auto, drugbank (DB00001), pert_id (BRD-K...) or inchikey.")] = "auto",
         gene_type: Annotated[str, typer.Option(help="Gene columns: auto, entrez or symbol.")] = "auto",
