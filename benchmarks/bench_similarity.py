@@ -69,8 +69,12 @@ else:  # naive all-pairs numpy
         inter = f @ f.T
         cnt = f.sum(1)
         full = inter / (cnt[:, None] + cnt[None, :] - inter)
-    else:
-        full = np.corrcoef(rankdata(x, axis=1))
+    else:  # Pearson of ranks, in float32 like moakg: numpy 2.4's bundled OpenBLAS segfaults on a
+        # 20,000 x 978 float64 product x @ x.T (np.corrcoef) on the 2-core development machine
+        r = rankdata(x, axis=1).astype(np.float32)
+        r -= r.mean(axis=1, keepdims=True)
+        r /= np.linalg.norm(r, axis=1, keepdims=True)
+        full = r @ r.T
     np.fill_diagonal(full, 0.0 if kind == 'spearman' else -1.0)
     key = np.abs(full) if kind == 'spearman' else full
     top = np.argpartition(-key, k, axis=1)[:, :k]
@@ -103,6 +107,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads of the blocked computation")
     ap.add_argument("--rdkit-max", type=int, default=20000, help="largest n for the RDKit row")
     ap.add_argument("--naive-max", type=int, default=20000, help="largest n for the naive numpy row")
+    ap.add_argument("--kinds", nargs="+", default=["tanimoto", "spearman"], choices=["tanimoto", "spearman"])
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     print("SYNTHETIC inputs: Morgan-like 2,048-bit fingerprints (~50 bits on) and 978-gene N(0,1) "
@@ -115,7 +120,8 @@ def main() -> None:
         for n in args.sizes:
             inputs = {"tanimoto": synthetic_bits(n, rng),
                       "spearman": rng.standard_normal((n, GENES)).astype(np.float32)}
-            for kind, x in inputs.items():
+            for kind in args.kinds:
+                x = inputs[kind]
                 path = Path(tmp) / f"{kind}-{n}.npy"
                 np.save(path, x)
                 methods = {"load": "inputs loaded, no computation",

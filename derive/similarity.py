@@ -44,8 +44,8 @@ def blocked_topk(
     for start in range(0, n_rows, block):
         stop = min(start + block, n_rows)
         s = scorer(start, stop)
-        key = s.abs() if signed else s.clone()
-        key = torch.nan_to_num(key, nan=-torch.inf)
+        key = s.abs() if signed else s.clone()  # one copy: s is kept for the signed values
+        key.nan_to_num_(nan=-torch.inf)
         if exclude_self:
             i = torch.arange(stop - start, device=s.device)
             key[i, i + start] = -torch.inf
@@ -89,7 +89,7 @@ def tanimoto_scorer(bits: np.ndarray | torch.Tensor, device: str | None = None) 
     def score(start: int, stop: int) -> torch.Tensor:
         inter = fp[start:stop] @ fp.T
         union = counts[start:stop, None] + counts[None, :] - inter
-        return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+        return inter.div_(union.clamp_(min=1))  # union 0: both empty, inter 0, score 0
 
     return score
 
@@ -110,7 +110,7 @@ def spearman_scorer(z: np.ndarray, device: str | None = None) -> Scorer:
     r = torch.as_tensor(rank_normalise(z), device=_device(device))
 
     def score(start: int, stop: int) -> torch.Tensor:
-        return (r[start:stop] @ r.T).clamp(-1.0, 1.0)
+        return (r[start:stop] @ r.T).clamp_(-1.0, 1.0)
 
     return score
 
