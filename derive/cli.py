@@ -35,7 +35,7 @@ def similarity(
     perturbation_min: Annotated[float, typer.Option(min=0.0, max=1.0,
                                                     help="MIMICS/OPPOSES: minimum |cosine|.")] = 0.3,
     perturbation_min_genes: Annotated[int, typer.Option(
-        min=1, help="MIMICS/OPPOSES: an overexpression signature needs this many landmark genes.")] = 5,
+        min=1, help="MIMICS/OPPOSES: an overexpression signature needs this many landmark genes.")] = 20,
     block: Annotated[int, typer.Option(min=1, help="Rows per score block (memory: block x compounds).")]
     = DEFAULT_BLOCK,
     device: Annotated[str, typer.Option(help="torch device for the score blocks (cpu, cuda).")] = "cpu",

@@ -73,7 +73,7 @@ class SimilarityParams:
     signature_min: float = 0.3
     perturbation_k: int = 10
     perturbation_min: float = 0.3
-    perturbation_min_genes: int = 5
+    perturbation_min_genes: int = 20  # a cosine on fewer genes is mostly noise (README)
 
 
 class SimilarityDeriver(SourceAdapter):
