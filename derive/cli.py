@@ -9,6 +9,7 @@ import typer
 
 from moakg.console import connect, print_table
 from moakg.derive.similarity import DEFAULT_BLOCK
+from moakg.errors import UserError
 from moakg.ingest.runner import report_rows
 from moakg.kg.schema import require_schema
 
@@ -44,12 +45,16 @@ def similarity(
     """SIMILAR_STRUCTURE (Morgan Tanimoto), SIMILAR_SIGNATURE (Spearman of consensus landmark z) and
     MIMICS / OPPOSES (cosine of a compound's consensus z with gene overexpression signatures).
 
-    Re-running on an unchanged graph with the same options does nothing; after any new ingest it
-    replaces the earlier derive's relationships."""
+    Idempotent: an unchanged graph with the same options does nothing; a new ingest replaces them."""
     from moakg.derive.run import SimilarityParams, derive_similarity
 
     values = locals()
     params = SimilarityParams(**{f.name: values[f.name] for f in fields(SimilarityParams)})
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {device}: torch sees no CUDA device here; use --device cpu")
     with connect() as conn:
         require_schema(conn)
         report = derive_similarity(conn, params, block=block, device=device, force=force)
