@@ -20,6 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from moakg.console import connect, fail, print_table
+from moakg.derive.cli import derive_app
 from moakg.errors import describe, is_user_error, write_error_log
 from moakg.gnn.cli import add_cli as add_train_cli
 from moakg.gnn.explain.cli import add_cli as add_explain_cli
@@ -105,6 +106,7 @@ query_app = typer.Typer(help="The named Cypher queries in queries/.", no_args_is
 app.add_typer(neo4j_app, name="neo4j")
 app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(derive_app, name="derive")
 app.add_typer(query_app, name="query")
 app.add_typer(plot_app, name="plot")
 add_export_cli(app)

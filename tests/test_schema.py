@@ -31,16 +31,16 @@ from moakg.kg.schema import (
 from moakg.kg.writer import Batch, NodeBatch, RelBatch, run_ingest
 
 DESIGN = Path(__file__).resolve().parents[1] / "docs" / "DESIGN.md"
-#: the README's worked example: a structural-similarity relationship between compounds
-SIMILAR_STRUCTURE = """
-[relationships.SIMILAR_STRUCTURE]
+#: the README's worked example: scaffold analogs: compounds sharing a Murcko scaffold
+SCAFFOLD_ANALOG = """
+[relationships.SCAFFOLD_ANALOG]
 from = "Compound"
 to = "Compound"
 role = "message"
-reverse = "rev_SIMILAR_STRUCTURE"
+reverse = "rev_SCAFFOLD_ANALOG"
 properties = ["tanimoto"]
 weight = "tanimoto"
-description = "Morgan-fingerprint Tanimoto similarity above a threshold"
+description = "the two compounds share a Murcko scaffold; tanimoto: their Morgan-fingerprint similarity"
 """
 
 
@@ -133,11 +133,11 @@ def test_missing_or_broken_schema_file(tmp_path: Path) -> None:
 
 
 def test_use_schema_swaps_the_current_schema(tmp_path: Path) -> None:
-    extended = load_schema(_write(tmp_path, SIMILAR_STRUCTURE))
-    assert "SIMILAR_STRUCTURE" not in current_schema().relationships
+    extended = load_schema(_write(tmp_path, SCAFFOLD_ANALOG))
+    assert "SCAFFOLD_ANALOG" not in current_schema().relationships
     with use_schema(extended):
-        assert edge_type("SIMILAR_STRUCTURE") == ("Compound", "SIMILAR_STRUCTURE", "Compound")
-    assert "SIMILAR_STRUCTURE" not in current_schema().relationships
+        assert edge_type("SCAFFOLD_ANALOG") == ("Compound", "SCAFFOLD_ANALOG", "Compound")
+    assert "SCAFFOLD_ANALOG" not in current_schema().relationships
 
 
 def test_design_doc_holds_the_generated_schema_tables() -> None:
@@ -154,9 +154,9 @@ def test_db_schema_command_prints_the_schema_in_force(tmp_path: Path,
     res = CliRunner().invoke(app, ["db", "schema", "--markdown"])
     assert res.exit_code == 0 and res.output == current_schema().markdown()
     # MOAKG_SCHEMA points the command line at an extended schema file
-    monkeypatch.setenv("MOAKG_SCHEMA", str(_write(tmp_path, SIMILAR_STRUCTURE)))
+    monkeypatch.setenv("MOAKG_SCHEMA", str(_write(tmp_path, SCAFFOLD_ANALOG)))
     res = CliRunner().invoke(app, ["db", "schema"])
-    assert res.exit_code == 0 and "SIMILAR_STRUCTURE" in res.output and "rev_SIMILAR_STRUCTURE" in res.output
+    assert res.exit_code == 0 and "SCAFFOLD_ANALOG" in res.output and "rev_SCAFFOLD_ANALOG" in res.output
     broken = tmp_path / "broken.toml"
     broken.write_text(DEFAULT_SCHEMA_PATH.read_text("utf-8").replace('from = "Gene"', 'from = "Gen"', 1))
     monkeypatch.setenv("MOAKG_SCHEMA", str(broken))
@@ -183,11 +183,11 @@ def test_every_label_and_relationship_of_the_demo_graph_is_declared(demo_conn: N
         assert decl.end == ("*",) or set(r["end"]) & set(decl.end), (r, decl.end)
 
 
-class SimilarStructureAdapter(SourceAdapter):
+class ScaffoldAnalogAdapter(SourceAdapter):
     """The README's worked example of an ingester for a new relationship: a TSV of compound pairs and
-    their Tanimoto similarity -> ``(:Compound)-[:SIMILAR_STRUCTURE {tanimoto}]->(:Compound)``."""
+    their Tanimoto similarity -> ``(:Compound)-[:SCAFFOLD_ANALOG {tanimoto}]->(:Compound)``."""
 
-    source = "similar_structure"
+    source = "scaffold_analogs"
 
     def __init__(self, path: Path) -> None:
         super().__init__()
@@ -206,12 +206,12 @@ class SimilarStructureAdapter(SourceAdapter):
                 except ValueError:
                     raise InputFormatError(self.path, line_no, f"{tanimoto!r} is not a number") from None
         self.count("pairs", len(rows))
-        yield RelBatch("SIMILAR_STRUCTURE", ("Compound", "id"), ("Compound", "id"), rows)
+        yield RelBatch("SCAFFOLD_ANALOG", ("Compound", "id"), ("Compound", "id"), rows)
 
 
 def test_a_new_relationship_is_one_schema_entry_plus_its_ingester(conn: Neo4jConnection,
                                                                    tmp_path: Path) -> None:
-    """Declared in a schema file and written by its adapter, SIMILAR_STRUCTURE is exported (both ways,
+    """Declared in a schema file and written by its adapter, SCAFFOLD_ANALOG is exported (both ways,
     weighted) and the GNN passes messages on it, with no other edit."""
     compounds = [{"id": f"toy:{name}", "name": name, "smiles": smi}
                  for name, smi in (("aspirin", "CC(=O)Oc1ccccc1C(=O)O"), ("salicylate", "OC(=O)c1ccccc1O"),
@@ -219,11 +219,11 @@ def test_a_new_relationship_is_one_schema_entry_plus_its_ingester(conn: Neo4jCon
     run_ingest(conn, "toy_compounds", [NodeBatch("Compound", "id", compounds)], progress=False)
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("toy:aspirin\ttoy:salicylate\t0.42\n", encoding="utf-8")
-    with use_schema(load_schema(_write(tmp_path, SIMILAR_STRUCTURE))):
-        report = SimilarStructureAdapter(pairs).ingest(conn, progress=False)
+    with use_schema(load_schema(_write(tmp_path, SCAFFOLD_ANALOG))):
+        report = ScaffoldAnalogAdapter(pairs).ingest(conn, progress=False)
         assert report.counts.rels_created == 1
         data, maps = export_heterodata(conn, ExportSpec(labels=("Compound",)), cache=False, progress=False)
-        et, rev = edge_type("SIMILAR_STRUCTURE"), edge_type("SIMILAR_STRUCTURE", reverse=True)
+        et, rev = edge_type("SCAFFOLD_ANALOG"), edge_type("SCAFFOLD_ANALOG", reverse=True)
         a, b, c = (maps.index["Compound"][f"toy:{n}"] for n in ("aspirin", "salicylate", "caffeine"))
         assert data[et].edge_index.tolist() == [[a], [b]] and data[rev].edge_index.tolist() == [[b], [a]]
         assert data[et].edge_attr.flatten().tolist() == pytest.approx([0.42])  # the declared weight
@@ -245,8 +245,8 @@ def test_a_new_relationship_is_one_schema_entry_plus_its_ingester(conn: Neo4jCon
 @pytest.mark.parametrize(
     ("batch", "message"),
     [
-        (RelBatch("SIMILAR_STRUCTURE", ("Compound", "id"), ("Compound", "id"), [{"start": "a", "end": "b"}]),
-         r"'SIMILAR_STRUCTURE' is not declared in .*schema.toml; add a \[relationships.SIMILAR_STRUCTURE\]"),
+        (RelBatch("SCAFFOLD_ANALOG", ("Compound", "id"), ("Compound", "id"), [{"start": "a", "end": "b"}]),
+         r"'SCAFFOLD_ANALOG' is not declared in .*schema.toml; add a \[relationships.SCAFFOLD_ANALOG\]"),
         (RelBatch("TARGETS", ("Gene", "symbol"), ("Compound", "id"), [{"start": "EGFR", "end": "C1"}]),
          r"TARGETS starts at Gene here, but .*schema.toml declares start = Compound"),
         (RelBatch("TARGETS", ("Compound", "name"), ("Gene", "symbol"), [{"start": "x", "end": "EGFR"}]),
