@@ -62,6 +62,24 @@ def normalise_moa(name: str | None) -> str | None:
     return n or None
 
 
+def check_config_section(name: str, section: dict[str, Any], allowed: set[str] | tuple[str, ...],
+                         required: tuple[str, ...] = ()) -> None:
+    """A sources.toml section ``[name]`` holds only ``allowed`` keys and every ``required`` one."""
+    unknown = set(section) - set(allowed)
+    if unknown:
+        raise UserError(f"[{name}] unknown keys: {sorted(unknown)}")
+    for key in required:
+        if key not in section:
+            raise UserError(f"[{name}] needs `{key}`")
+
+
+def config_paths(value: str | list[str] | None, base_dir: Path) -> list[Path] | None:
+    """A config value holding one path or a list of them, relative to the config file's folder."""
+    if not value:
+        return None
+    return [base_dir / p for p in value] if isinstance(value, list) else [base_dir / value]
+
+
 class InputFormatError(UserError):
     """Bad input: names the file, the line or record, and what was expected."""
 

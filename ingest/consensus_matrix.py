@@ -56,7 +56,14 @@ import pandas as pd
 import typer
 
 from moakg.errors import UserError
-from moakg.ingest.base import InputFormatError, SourceAdapter, normalise_symbol, open_text
+from moakg.ingest.base import (
+    InputFormatError,
+    SourceAdapter,
+    check_config_section,
+    config_paths,
+    normalise_symbol,
+    open_text,
+)
 from moakg.ingest.compounds import INCHIKEY_RE, CompoundIndex, normalise_inchikey
 from moakg.ingest.l1000 import L1000Adapter
 from moakg.ingest.l1000_io import MISSING_VALUE_TOKENS, GctFile, GctxFile, L1000Matrix
@@ -529,13 +536,8 @@ _OPTION_KEYS = ("id_type", "gene_type", "top_k", "create_compounds")
 
 def from_config(section: dict[str, Any], base_dir: Path) -> ConsensusMatrixAdapter:
     """``[l1000_consensus]``: ``matrix`` (required), ``gene_info`` (a path or a list), and options."""
-    unknown = set(section) - {"matrix", "gene_info"} - set(_OPTION_KEYS)
-    if unknown:
-        raise UserError(f"[l1000_consensus] unknown keys: {sorted(unknown)}")
-    if "matrix" not in section:
-        raise UserError("[l1000_consensus] needs `matrix`")
-    gi = section.get("gene_info")
-    gi = [base_dir / p for p in gi] if isinstance(gi, list) else ([base_dir / gi] if gi else None)
+    check_config_section("l1000_consensus", section, {"matrix", "gene_info", *_OPTION_KEYS}, ("matrix",))
+    gi = config_paths(section.get("gene_info"), base_dir)
     return ConsensusMatrixAdapter(base_dir / section["matrix"], gene_info=gi,
                                   **{k: section[k] for k in _OPTION_KEYS if k in section})
 

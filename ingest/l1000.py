@@ -40,7 +40,7 @@ import pandas as pd
 import typer
 
 from moakg.errors import UserError
-from moakg.ingest.base import InputFormatError, SourceAdapter, normalise_moa
+from moakg.ingest.base import InputFormatError, SourceAdapter, check_config_section, normalise_moa
 from moakg.ingest.compounds import CompoundIndex, canonical_smiles
 from moakg.ingest.l1000_consensus import VEHICLE, CollapseStats, collapse
 from moakg.ingest.l1000_io import DEFAULT_CHUNK_ROWS, GctFile, GctxFile, L1000Matrix
@@ -407,9 +407,7 @@ _OPTION_KEYS = ("top_k", "all_genes", "compounds_only", "pert_types", "require_h
 
 def from_config(section: dict[str, Any], base_dir: Path) -> L1000Adapter:
     """``[l1000]``: ``gctx`` or ``gct`` (required), table paths (a path or a list), and options."""
-    unknown = set(section) - set(_PATH_KEYS) - set(_OPTION_KEYS)
-    if unknown:
-        raise UserError(f"[l1000] unknown keys: {sorted(unknown)}")
+    check_config_section("l1000", section, {*_PATH_KEYS, *_OPTION_KEYS})
 
     def rel(v: Any) -> Any:
         if v is None:

@@ -29,8 +29,14 @@ from typing import Annotated, Any
 
 import typer
 
-from moakg.errors import UserError
-from moakg.ingest.base import InputFormatError, SourceAdapter, normalise_symbol, open_text
+from moakg.ingest.base import (
+    InputFormatError,
+    SourceAdapter,
+    check_config_section,
+    config_paths,
+    normalise_symbol,
+    open_text,
+)
 from moakg.ingest.consensus_matrix import (
     MAX_EXAMPLES,
     GeneMap,
@@ -222,13 +228,8 @@ class OverexpressionAdapter(SourceAdapter):
 
 def from_config(section: dict[str, Any], base_dir: Path) -> OverexpressionAdapter:
     """``[overexpression]``: ``table`` (required) and ``gene_info`` (a path or a list)."""
-    unknown = set(section) - {"table", "gene_info"}
-    if unknown:
-        raise UserError(f"[overexpression] unknown keys: {sorted(unknown)}")
-    if "table" not in section:
-        raise UserError("[overexpression] needs `table`")
-    gi = section.get("gene_info")
-    gi = [base_dir / p for p in gi] if isinstance(gi, list) else ([base_dir / gi] if gi else None)
+    check_config_section("overexpression", section, {"table", "gene_info"}, ("table",))
+    gi = config_paths(section.get("gene_info"), base_dir)
     return OverexpressionAdapter(base_dir / section["table"], gene_info=gi)
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from moakg.errors import UserError
 from moakg.ingest.base import InputFormatError
 from moakg.ingest.commands import adapters_from_config
 from moakg.ingest.consensus_matrix import ConsensusMatrixAdapter
@@ -389,3 +390,16 @@ def test_pert_id_and_inchikey_matrices_match_hub_compounds(conn: Neo4jConnection
     assert _count(conn, "(c:Compound)-[:HAS_SIGNATURE]->(s:Signature {pert_id_type: 'inchikey'}) "
                   "WHERE c.id = s.pert_id OR s.pert_id IN coalesce(c.inchikey_aliases, []) "
                   "OR c.inchikey_block1 = split(s.pert_id, '-')[0]") == b.stats["perturbagens_matched"]
+
+
+def test_config_sections_name_unknown_and_missing_keys(tmp_path: Path) -> None:
+    from moakg.ingest import consensus_matrix, overexpression
+
+    with pytest.raises(UserError, match=r"^\[l1000_consensus\] needs `matrix`$"):
+        consensus_matrix.from_config({"gene_info": "genes.tsv"}, tmp_path)
+    with pytest.raises(UserError, match=r"^\[overexpression\] unknown keys: \['tabel'\]$"):
+        overexpression.from_config({"tabel": "x.tsv"}, tmp_path)
+    for name in ("x.tsv", "a.tsv", "b.tsv"):
+        (tmp_path / name).write_text("perturbagen\tentrez_gene_id\tz_score\tdirection\n", encoding="utf-8")
+    adapter = overexpression.from_config({"table": "x.tsv", "gene_info": ["a.tsv", "b.tsv"]}, tmp_path)
+    assert adapter.gene_info == [tmp_path / "a.tsv", tmp_path / "b.tsv"]
