@@ -48,7 +48,6 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Annotated, Any
 
 import numpy as np
@@ -65,7 +64,7 @@ from moakg.ingest.base import (
     open_text,
 )
 from moakg.ingest.compounds import INCHIKEY_RE, CompoundIndex, normalise_inchikey
-from moakg.ingest.l1000 import L1000Adapter
+from moakg.ingest.l1000 import signature_row, top_k_edges
 from moakg.ingest.l1000_io import MISSING_VALUE_TOKENS, GctFile, GctxFile, L1000Matrix
 from moakg.ingest.l1000_meta import canonical, read_table, to_bool, to_int
 from moakg.ingest.runner import run_adapter_cli
@@ -341,19 +340,6 @@ def normalise_id(value: str, id_type: str) -> str | None:
 
 #: id type -> the source whose records carry that id (``source_ids`` = ``<source>:<id>``)
 ID_SOURCES = {"drugbank": "drugbank", "pert_id": "lincs"}
-
-
-def top_k_edges(sig_ids: np.ndarray, z: np.ndarray, symbols: np.ndarray, k: int) -> tuple[list, list]:
-    """UPREGULATES / DOWNREGULATES rows exactly as the L1000 ingest builds them (its own method)."""
-    return L1000Adapter._top_k(SimpleNamespace(top_k=k, _symbols=symbols), sig_ids, z)
-
-
-def signature_row(d: dict[str, Any], z_landmark: np.ndarray | None) -> dict[str, Any]:
-    """A Signature row laid out by the L1000 ingest's own row builder (z_landmark rounded the same way)."""
-    holder = SimpleNamespace(_lm_idx=np.arange(0 if z_landmark is None else len(z_landmark)))
-    base = {"dose": None, "dose_unit": None, "time": None, "time_unit": None, "cell_id": None, **d}
-    z = np.zeros(0) if z_landmark is None else z_landmark
-    return L1000Adapter._sig_row(holder, base, z)
 
 
 # ---------------------------------------------------------------------------------------- adapter

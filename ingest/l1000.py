@@ -345,20 +345,7 @@ class L1000Adapter(SourceAdapter):
         yield RelBatch("DOWNREGULATES", ("Signature", "sig_id"), ("Gene", "symbol"), down)
 
     def _sig_row(self, d: dict[str, Any], z: np.ndarray) -> dict[str, Any]:
-        def num(v: Any) -> Any:
-            return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
-
-        n_rep = num(d.get("n_replicates"))
-        return {
-            "sig_id": d["sig_id"], "pert_id": d["pert_id"], "pert_iname": d.get("pert_iname"),
-            "pert_type": d["pert_type"], "cell_id": d.get("cell_id"), "dose": num(d["dose"]),
-            "dose_unit": d["dose_unit"], "time": num(d["time"]), "time_unit": d["time_unit"],
-            "tas": num(d.get("tas")), "cc_q75": num(d.get("cc_q75")),
-            "pct_self_rank_q25": num(d.get("pct_self_rank_q25")), "is_hiq": d.get("is_hiq"),
-            "qc_pass": d.get("qc_pass"), "n_replicates": int(n_rep) if n_rep is not None else None,
-            "cc_mean": num(d.get("cc_mean")), "level": int(d["level"]),
-            "z_landmark": np.round(z[self._lm_idx].astype(float), 4).tolist() if len(self._lm_idx) else None,
-        }
+        return signature_row(d, z[self._lm_idx] if len(self._lm_idx) else None)
 
     def _moa_rows(self, pert_id: str, cid: str, moas: list, has_moa: list, targets: list,
                   target_genes: list) -> None:
@@ -384,18 +371,44 @@ class L1000Adapter(SourceAdapter):
             targets.append({"start": cid, "end": sym})
 
     def _top_k(self, sig_ids: np.ndarray, z: np.ndarray) -> tuple[list[dict], list[dict]]:
-        k = min(self.top_k, z.shape[1])
-        up_idx = np.argsort(-z, axis=1, kind="stable")[:, :k]  # stable: ties go to the earlier symbol
-        dn_idx = np.argsort(z, axis=1, kind="stable")[:, :k]
-        up: list[dict] = []
-        down: list[dict] = []
-        for out, idx, sign in ((up, up_idx, 1.0), (down, dn_idx, -1.0)):
-            for i, sid in enumerate(sig_ids):
-                for rank, j in enumerate(idx[i], start=1):
-                    if z[i, j] * sign > 0:
-                        out.append({"start": sid, "end": self._symbols[j], "z": round(float(z[i, j]), 4),
-                                    "rank": rank})
-        return up, down
+        return top_k_edges(sig_ids, z, self._symbols, self.top_k)
+
+
+def signature_row(d: dict[str, Any], z_landmark: np.ndarray | None) -> dict[str, Any]:
+    """A ``Signature`` node row; plate, consensus and over-expression signatures all use it, so every
+    signature carries the same fields (absent ones None, which the writer drops)."""
+
+    def num(v: Any) -> Any:
+        return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+
+    n_rep = num(d.get("n_replicates"))
+    return {
+        "sig_id": d["sig_id"], "pert_id": d["pert_id"], "pert_iname": d.get("pert_iname"),
+        "pert_type": d["pert_type"], "cell_id": d.get("cell_id"), "dose": num(d.get("dose")),
+        "dose_unit": d.get("dose_unit"), "time": num(d.get("time")), "time_unit": d.get("time_unit"),
+        "tas": num(d.get("tas")), "cc_q75": num(d.get("cc_q75")),
+        "pct_self_rank_q25": num(d.get("pct_self_rank_q25")), "is_hiq": d.get("is_hiq"),
+        "qc_pass": d.get("qc_pass"), "n_replicates": int(n_rep) if n_rep is not None else None,
+        "cc_mean": num(d.get("cc_mean")), "level": int(d["level"]),
+        "z_landmark": (np.round(z_landmark.astype(float), 4).tolist()
+                       if z_landmark is not None and len(z_landmark) else None),
+    }
+
+
+def top_k_edges(sig_ids: np.ndarray, z: np.ndarray, symbols: Any, k: int) -> tuple[list[dict], list[dict]]:
+    """UPREGULATES / DOWNREGULATES rows of every signature: its ``k`` highest positive and ``k`` lowest
+    negative z (column ``j`` of ``z`` is gene ``symbols[j]``), with z and rank."""
+    k = min(k, z.shape[1])
+    up_idx = np.argsort(-z, axis=1, kind="stable")[:, :k]  # stable: ties go to the earlier symbol
+    dn_idx = np.argsort(z, axis=1, kind="stable")[:, :k]
+    up: list[dict] = []
+    down: list[dict] = []
+    for out, idx, sign in ((up, up_idx, 1.0), (down, dn_idx, -1.0)):
+        for i, sid in enumerate(sig_ids):
+            for rank, j in enumerate(idx[i], start=1):
+                if z[i, j] * sign > 0:
+                    out.append({"start": sid, "end": symbols[j], "z": round(float(z[i, j]), 4), "rank": rank})
+    return up, down
 
 
 # ---------------------------------------------------------------------------------------- config / CLI

@@ -43,8 +43,8 @@ from moakg.ingest.consensus_matrix import (
     as_paths,
     graph_genes,
     gzip_errors,
-    signature_row,
 )
+from moakg.ingest.l1000 import signature_row
 from moakg.ingest.l1000_io import MISSING_VALUE_TOKENS
 from moakg.ingest.runner import run_adapter_cli
 from moakg.kg.connection import Neo4jConnection
