@@ -55,8 +55,13 @@ def strip_label_edges(graph: HeteroData) -> HeteroData:
 
 
 def graph_metadata(graph: HeteroData) -> Metadata:
-    """``(node_types, message edge types)``: what an encoder for ``graph`` is built on."""
-    return list(graph.node_types), message_edge_types(graph)
+    """``(node_types, message edge types that hold edges)``: what an encoder for ``graph`` is built on.
+
+    An edge type without a single edge in the graph (a relationship the schema declares but no source
+    or derive step has written yet) carries no message; left in, it would still add its own root
+    weights to the layer of its end type and change the model of a graph that does not have it.
+    """
+    return list(graph.node_types), [et for et in message_edge_types(graph) if graph[et].edge_index.numel()]
 
 
 def feature_dims(graph: HeteroData) -> dict[str, int]:

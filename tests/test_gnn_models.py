@@ -221,6 +221,26 @@ def test_label_edges_never_message() -> None:
     assert strip_label_edges(d).edge_types == message_edge_types(d)
 
 
+def test_declared_but_empty_edge_types_do_not_change_the_model() -> None:
+    """A relationship type the export has but the graph holds no edge of (e.g. SIMILAR_STRUCTURE before
+    `moakg derive`) leaves every encoder exactly as on the graph without it."""
+    d, with_empty = toy_graph(), toy_graph()
+    for rel in ("SIMILAR_STRUCTURE", "rev_SIMILAR_STRUCTURE"):
+        if ("Compound", rel, "Compound") in d.edge_types:
+            del d["Compound", rel, "Compound"]
+        with_empty["Compound", rel, "Compound"].edge_index = torch.zeros(2, 0, dtype=torch.long)
+    assert ("Compound", "SIMILAR_STRUCTURE", "Compound") in with_empty.edge_types
+    assert graph_metadata(with_empty) == graph_metadata(d)
+    for kind in ENCODERS:
+        outs = []
+        for g in (d, with_empty):
+            torch.manual_seed(0)
+            enc = build_encoder(g, kind, hidden=8, layers=2, dropout=0.0).eval()
+            with torch.no_grad():
+                outs.append(enc(*model_inputs(g))["Compound"])
+        assert torch.equal(outs[0], outs[1]), kind
+
+
 def test_sampler_keeps_seeds_and_caps_fanout() -> None:
     d = toy_graph()
     seeds = torch.tensor([3, 7, 11])
