@@ -1,5 +1,6 @@
-"""The main job: ingest a sources.toml, train an MoA GNN next to its baselines, explain one prediction
-as paths, write everything to Neo4j and say which Cypher to read next (`moakg pipeline`)."""
+"""The main job: ingest a sources.toml, derive similarity relationships, train an MoA GNN next to its
+baselines, explain one prediction as paths, write everything to Neo4j and say which Cypher to read next
+(`moakg pipeline`)."""
 
 from __future__ import annotations
 
@@ -47,10 +48,12 @@ def add_cli(app: typer.Typer) -> None:
         method: Annotated[str, typer.Option(help="Explainer: gnnexplainer, ig, saliency.")] = "gnnexplainer",
         top_k: Annotated[int, typer.Option(help="Paths to keep for the explanation.")] = 5,
     ) -> None:
-        """Ingest, train (MoA, GNN vs baselines, both settings), explain one test compound, summarise.
+        """Ingest, derive similarity, train (MoA, GNN vs baselines, both settings), explain one test
+        compound, summarise.
 
         Idempotent: ingest runs, the ModelRun and the Explanation have ids derived from their inputs.
         """
+        from moakg.derive.run import derive_similarity
         from moakg.gnn.config import TrainConfig
         from moakg.gnn.explain.loading import load_run
         from moakg.gnn.explain.pipeline import explain_prediction, write_result
@@ -65,11 +68,15 @@ def add_cli(app: typer.Typer) -> None:
         t0 = time.perf_counter()
         with connect() as conn:
             try:
-                typer.echo(f"== 1/3 ingest {config}")
+                typer.echo(f"== 1/4 ingest {config}")
                 reports = run_adapters(conn, adapters_from_config(config), batch_size=5000)
                 print_table(report_rows(reports))
 
-                typer.echo(f"\n== 2/3 train an MoA {model} GNN and the baselines ({split} split, "
+                typer.echo("\n== 2/4 derive similarity relationships (structure, signature, perturbation)")
+                derived = derive_similarity(conn)
+                print_table(report_rows([derived]))
+
+                typer.echo(f"\n== 3/4 train an MoA {model} GNN and the baselines ({split} split, "
                            f"{seeds} seed(s))")
                 # The demo's choices on top of the training defaults: a smaller, faster-learning model.
                 cfg = TrainConfig(task="moa", models=(model,), split=split, seeds=tuple(range(seeds)),
@@ -78,7 +85,7 @@ def add_cli(app: typer.Typer) -> None:
                 print_table(result.table, result.table_columns)
                 run_id = result.run_ids[("phenotype", model)]
 
-                typer.echo(f"\n== 3/3 explain a held-out prediction of run {run_id} ({method})")
+                typer.echo(f"\n== 4/4 explain a held-out prediction of run {run_id} ({method})")
                 run = load_run(conn, run_id)
                 compound = pick_compound(run)
                 res = explain_prediction(run, compound, method=method, k=top_k)

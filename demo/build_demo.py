@@ -1,15 +1,20 @@
 """Build the bundled demo data set (demo/data/) from the real public files in ../shared/data.
 
 Every output file is a row subset of a real file, in the source's own format (no synthetic
-values). The subset is chosen around the L1000 plate LJP005_A375_24H (test_l1000.gct):
+values). The subset is chosen so that the compounds of the MoA and target tasks have L1000 signatures: the
+drugs of the real consensus signature matrix (dhimmel/lincs' consensi-drugbank) that carry a label,
+and the compounds of the L1000 plate LJP005_A375_24H (test_l1000.gct):
 
 * L1000: the whole plate, its compounds' LINCS pert_info rows, the full L1000 gene table;
-* Drug Repurposing Hub: the plate compounds (by pert_id, i.e. broad_id[:13], or by name) plus every
-  drug with one of the plate compounds' MoAs or of the 20 most common MoAs, with their samples;
-* DrugBank (derived TSVs): drugs whose InChIKey connectivity block matches a selected Hub sample,
-  and their target rows;
+* L1000 consensus: the matrix rows of the consensus drugs with a Repurposing Hub MoA or target or a
+  DrugBank target, the over-expression table and the gene table as they are;
+* Drug Repurposing Hub: the plate compounds (by pert_id, i.e. broad_id[:13], or by name) and the Hub
+  drugs of those consensus drugs (by InChIKey connectivity block, through DrugBank's InChIKey), with
+  their samples; no drug without a signature is added to fill MoA classes;
+* DrugBank (derived TSVs): the consensus drugs and the drugs whose InChIKey connectivity block matches
+  a selected Hub sample, and their protein rows;
 * interactions: the STRING random10k sample files as they are, and the hetio PPI pairs whose two
-  genes are both demo genes (landmarks and targets);
+  genes are both demo genes (landmarks, targets and over-expressed genes);
 * GO: the 2019 human GAF rows for demo genes, and the 2019 ontology cut to the annotated terms
   plus all their ancestors (is_a / part_of), so every annotation lands on a term.
 
@@ -28,7 +33,15 @@ from pathlib import Path
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-TOP_MOAS = 20
+
+
+def gzip_out(path: Path, text: bool = False) -> io.IOBase:
+    """A gzip file to write with no timestamp in its header, so an unchanged rebuild is byte-identical."""
+    raw = gzip.GzipFile(path, "wb", compresslevel=9, mtime=0)
+    return io.TextIOWrapper(raw, encoding="utf-8", newline="") if text else raw
+
+
+GZ = {"method": "gzip", "compresslevel": 9, "mtime": 0}  # pandas' to_csv, same reason
 
 
 def read_hub(path: Path) -> pd.DataFrame:
@@ -76,7 +89,7 @@ def go_subset(obo_src: Path, obo_dst: Path, gaf_src: Path, gaf_dst: Path, genes:
             if len(cols) > 4 and cols[2].upper() in genes:
                 kept_rows.append(line)
                 used_terms.add(cols[4])
-    with gzip.open(gaf_dst, "wt", encoding="utf-8") as f:
+    with gzip_out(gaf_dst, text=True) as f:
         f.writelines(kept_rows)
 
     with gzip.open(obo_src, "rt", encoding="utf-8") as f:
@@ -106,7 +119,7 @@ def go_subset(obo_src: Path, obo_dst: Path, gaf_src: Path, gaf_dst: Path, genes:
         todo.extend(parents[t])
     typedefs = [st for st in stanzas if st.startswith("[Typedef]")]
     terms = [by_id[t] for t in sorted(keep)]
-    with gzip.open(obo_dst, "wt", encoding="utf-8") as f:
+    with gzip_out(obo_dst, text=True) as f:
         f.write(head.rstrip("\n") + "\n\n" + "\n".join(s.rstrip("\n") + "\n" for s in terms + typedefs))
     return len(kept_rows), len(keep)
 
@@ -121,25 +134,46 @@ def main() -> None:
 
     # L1000 plate, compressed; its compounds' pert_info rows; the full gene table.
     gct = src / "l1000" / "test_l1000.gct"
-    with gct.open("rb") as fi, gzip.open(out / "LJP005_A375_24H.gct.gz", "wb", compresslevel=9) as fo:
+    with gct.open("rb") as fi, gzip_out(out / "LJP005_A375_24H.gct.gz") as fo:
         shutil.copyfileobj(fi, fo)
     plate = plate_compounds(gct)
     pertinfo = pd.read_csv(src / "lincs" / "pertinfo.tsv.gz", sep="\t", dtype=str, keep_default_na=False)
-    pertinfo[pertinfo.pert_id.isin(plate.pert_id)].to_csv(out / "pertinfo.tsv.gz", sep="\t", index=False)
+    pertinfo[pertinfo.pert_id.isin(plate.pert_id)].to_csv(out / "pertinfo.tsv.gz", sep="\t", index=False,
+                                                                compression=GZ)
     shutil.copyfile(src / "lincs" / "geneinfo.tsv.gz", out / "geneinfo.tsv.gz")
 
-    # Repurposing Hub.
+    # Consensus signatures: which DrugBank drugs they are, and the Hub drugs that share their structure.
+    cons_dir = src / "l1000_consensus"
+    matrix = pd.read_csv(cons_dir / "consensi-drugbank.tsv.gz", sep="\t", dtype=str, keep_default_na=False)
+    db = pd.read_csv(src / "drugbank" / "drugbank.tsv", sep="\t", dtype=str, keep_default_na=False)
+    db["block"] = db.inchikey.str.replace("InChIKey=", "").str[:14]
+    prot = pd.read_csv(src / "drugbank" / "proteins.tsv", sep="\t", dtype=str, keep_default_na=False)
+    cons_db = db[db.drugbank_id.isin(matrix.perturbagen)]
+
     drugs = read_hub(src / "repurposing_hub" / "repurposing_drugs_20200324.txt")
     samples = read_hub(src / "repurposing_hub" / "repurposing_samples_20200324.txt")
     samples["pert_id"] = samples.broad_id.str[:13]
+    samples["block"] = samples.InChIKey.str[:14]
+    labelled = set(drugs.loc[(drugs.moa != "") | (drugs.target != ""), "pert_iname"])
+    hub_of_block = samples[samples.pert_iname.isin(labelled) & (samples.block != "")]
+    hub_of_block = hub_of_block.groupby("block").pert_iname.agg(set)
+    cons_hub = {n for b in cons_db.block if b in hub_of_block.index for n in hub_of_block[b]}
+    db_targets = set(prot.loc[prot.category == "target", "drugbank_id"])
+    cons_keep = set(cons_db.loc[cons_db.block.isin(hub_of_block.index) | cons_db.drugbank_id.isin(db_targets),
+                                "drugbank_id"])
+    kept_matrix = matrix[matrix.perturbagen.isin(cons_keep)]
+    kept_matrix.to_csv(out / "consensi-drugbank.tsv.gz", sep="\t", index=False, compression=GZ)
+    for name in ("dysreg-overexpression.tsv", "genes.tsv"):
+        with (cons_dir / name).open("rb") as fi, gzip_out(out / f"{name}.gz") as fo:
+            shutil.copyfileobj(fi, fo)
+    overexpressed = pd.read_csv(cons_dir / "dysreg-overexpression.tsv", sep="\t", dtype=str,
+                                keep_default_na=False).perturbagen
+
+    # Repurposing Hub: the plate's drugs and the consensus drugs' Hub drugs, with their samples.
     plate_names = set(plate.pert_iname.str.lower())
     on_plate = set(samples.loc[samples.pert_id.isin(plate.pert_id), "pert_iname"])
     on_plate |= set(drugs.loc[drugs.pert_iname.str.lower().isin(plate_names), "pert_iname"])
-    moas = drugs.assign(m=drugs.moa.str.split("|")).explode("m")
-    moas = moas[moas.m != ""]
-    wanted_moas = set(moas.loc[moas.pert_iname.isin(on_plate), "m"])
-    wanted_moas |= set(moas.m.value_counts().index[:TOP_MOAS])
-    chosen = set(moas.loc[moas.m.isin(wanted_moas), "pert_iname"]) | on_plate
+    chosen = on_plate | cons_hub
     hub_dir = src / "repurposing_hub"
     write_hub(hub_dir / "repurposing_drugs_20200324.txt", out / "repurposing_drugs.txt",
               pd.Series(sorted(chosen)), "pert_iname")
@@ -147,12 +181,10 @@ def main() -> None:
               pd.Series(sorted(chosen)), "pert_iname")
     chosen_drugs = drugs[drugs.pert_iname.isin(chosen)]
 
-    # DrugBank derived tables, matched on the InChIKey connectivity block.
-    blocks = set(samples.loc[samples.pert_iname.isin(chosen), "InChIKey"].str[:14]) - {""}
-    db = pd.read_csv(src / "drugbank" / "drugbank.tsv", sep="\t", dtype=str, keep_default_na=False)
-    db_keep = db[db.inchikey.str.replace("InChIKey=", "").str[:14].isin(blocks)]
+    # DrugBank derived tables: the consensus drugs and those matching a chosen Hub sample's block.
+    blocks = set(samples.loc[samples.pert_iname.isin(chosen), "block"]) - {""}
+    db_keep = db[db.block.isin(blocks) | db.drugbank_id.isin(cons_keep)].drop(columns="block")
     db_keep.to_csv(out / "drugbank.tsv", sep="\t", index=False)
-    prot = pd.read_csv(src / "drugbank" / "proteins.tsv", sep="\t", dtype=str, keep_default_na=False)
     prot_keep = prot[prot.drugbank_id.isin(db_keep.drugbank_id)]
     prot_keep.to_csv(out / "drugbank_proteins.tsv", sep="\t", index=False)
 
@@ -162,22 +194,26 @@ def main() -> None:
     genes |= {t.upper() for ts in chosen_drugs.target for t in ts.split("|") if t}
     entrez = dict(zip(geneinfo.pr_gene_id, geneinfo.pr_gene_symbol.str.upper(), strict=False))
     genes |= {entrez[e] for e in prot_keep.entrez_gene_id if e in entrez}
+    genes |= {entrez[e] for e in overexpressed.unique() if e in entrez}
 
     # Interactions: STRING samples as they are; hetio pairs among demo genes.
     for kind in ("links.detailed", "aliases"):
         name = f"9606.protein.{kind}.v11.0.random10k.txt"
-        with (src / "string" / name).open("rb") as fi, gzip.open(out / f"{name}.gz", "wb") as fo:
+        with (src / "string" / name).open("rb") as fi, gzip_out(out / f"{name}.gz") as fo:
             shutil.copyfileobj(fi, fo)
     ppi = pd.read_csv(src / "ppi" / "protein-interactions.txt.gz", sep="\t", dtype=str, keep_default_na=False)
     ppi_keep = ppi[ppi.source_symbol.str.upper().isin(genes) & ppi.target_symbol.str.upper().isin(genes)]
-    ppi_keep.to_csv(out / "protein-interactions.tsv.gz", sep="\t", index=False)
+    ppi_keep.to_csv(out / "protein-interactions.tsv.gz", sep="\t", index=False, compression=GZ)
 
     n_gaf, n_terms = go_subset(
         src / "go" / "GeneOntology_2019.01.29.obo.gz", out / "go_2019-01-29_demo.obo.gz",
         src / "go" / "GO.goa_human_2019.01.29.gz", out / "goa_human_2019-01-29_demo.gaf.gz", genes,
     )
+    n_moas = chosen_drugs.moa.str.split("|").explode().replace("", pd.NA).dropna().nunique()
     print(f"plate compounds: {plate[plate.pert_type != 'ctl_vehicle'].pert_id.nunique()}, "
-          f"hub drugs: {len(chosen)} ({len(on_plate)} on the plate), MoAs: {len(wanted_moas)}, "
+          f"consensus signatures: {len(kept_matrix)} of {len(matrix)}, "
+          f"hub drugs: {len(chosen)} ({len(on_plate)} on the plate, {len(cons_hub)} of consensus drugs), "
+          f"MoAs: {n_moas}, "
           f"drugbank drugs: {len(db_keep)} ({len(prot_keep)} protein rows), genes: {len(genes)}, "
           f"ppi pairs: {len(ppi_keep)}, GAF lines: {n_gaf}, GO terms: {n_terms}")
 

@@ -50,7 +50,7 @@ class ExperimentResult:
 
     @property
     def table_columns(self) -> list[str]:
-        return ["setting", "method", "n_test", *TABLE_METRICS[self.config.task]]
+        return ["setting", "method", "n_test", "n_sig", *TABLE_METRICS[self.config.task]]
 
 
 # ---------------------------------------------------------------------------------------------- numbers
@@ -79,25 +79,35 @@ def std(values: Sequence[float | None]) -> float:
     return float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
 
 
-def table_rows(cfg: TrainConfig, results: dict, baselines: dict) -> list[dict[str, Any]]:
-    """One row per (setting, method): GNNs first, then baselines, metrics as mean ± std over seeds."""
+def table_rows(cfg: TrainConfig, results: dict, baselines: dict,
+               n_sig: dict[tuple[str, int], int] | None = None) -> list[dict[str, Any]]:
+    """One row per (setting, method): GNNs first, then baselines, metrics as mean ± std over seeds.
+
+    ``n_test`` is the rows scored, ``n_sig`` (from ``n_sig[(setting, seed)]``) how many of the test
+    compounds have an L1000 signature; values differing between seeds are joined with ``/``.
+    """
     metrics = TABLE_METRICS[cfg.task]
+    n_sig = n_sig or {}
     rows = []
     for setting in cfg.settings:
-        groups: dict[str, list[tuple[dict, int]]] = {}
+        groups: dict[str, list[tuple[dict, int, int | None]]] = {}
         for kind in cfg.models:
             for seed in cfg.seeds:
                 r = results.get((setting, kind, seed))
                 if r is not None:
-                    groups.setdefault(f"gnn:{kind}", []).append((r.metrics, int(r.test_index.numel())))
-        for (s, name, _seed), b in baselines.items():
+                    groups.setdefault(f"gnn:{kind}", []).append(
+                        (r.metrics, int(r.test_index.numel()), n_sig.get((setting, seed))))
+        for (s, name, seed), b in baselines.items():
             if s == setting:
-                groups.setdefault(name, []).append((b["metrics"], b["n_eval"]))
+                groups.setdefault(name, []).append((b["metrics"], b["n_eval"], n_sig.get((setting, seed))))
         for name, items in groups.items():
-            row: dict[str, Any] = {"setting": setting, "method": name,
-                                   "n_test": "/".join(sorted({str(n) for _, n in items}))}
+            row: dict[str, Any] = {
+                "setting": setting, "method": name,
+                "n_test": "/".join(sorted({str(n) for _, n, _ in items})),
+                "n_sig": "/".join(sorted({str(k) for _, _, k in items if k is not None})) or "n/a",
+            }
             for m in metrics:
-                row[m] = mean_std([d.get(m, float("nan")) for d, _ in items])
+                row[m] = mean_std([d.get(m, float("nan")) for d, _, _ in items])
             rows.append(row)
     return rows
 

@@ -95,7 +95,7 @@ def run_experiment(
     from or written to Neo4j then; the scaffold split needs ``maps.smiles``).
     """
     cfg.validate()
-    from moakg.gnn.baselines import run_baselines
+    from moakg.gnn.baselines import n_with_signature, run_baselines
 
     if data is None or maps is None:
         if conn is None:
@@ -108,11 +108,13 @@ def run_experiment(
     results: dict[tuple[str, str, int], RunResult] = {}
     base: dict[tuple[str, str, int], dict[str, Any]] = {}
     tasks_by: dict[tuple[str, int], Any] = {}
+    n_sig: dict[tuple[str, int], int] = {}
     head = TABLE_METRICS[cfg.task][0]
     for setting in cfg.settings:
         for seed in cfg.seeds:
             task = make_task(cfg, data, maps, setting, seed, smiles)
             tasks_by[(setting, seed)] = task
+            n_sig[(setting, seed)] = n_with_signature(task)
             weights = _sample_weights(cfg, task, maps)
             for kind in cfg.models:
                 res = train(task, cfg, kind, seed, sample_weight=weights)
@@ -124,7 +126,7 @@ def run_experiment(
             if cfg.baselines:
                 for b in run_baselines(task, seed=seed, epochs=cfg.baseline_epochs, device=cfg.device):
                     base[(setting, b.name, seed)] = {"metrics": b.metrics, "n_eval": b.n_eval, "note": b.note}
-    table = table_rows(cfg, results, base)
+    table = table_rows(cfg, results, base, n_sig)
     noise_table = _noise_experiment(cfg, data, tasks_by, log) if cfg.label_noise else []
     out = ExperimentResult(cfg, table, noise_table, {}, {}, results, base, data_version=version)
     save_and_write(conn, cfg, maps, tasks_by, out)

@@ -73,8 +73,16 @@ def moa_labels(moas: Sequence[Sequence[str]], top_moas: int) -> tuple[list[str],
     return labels, top
 
 
-def embed(matrix: np.ndarray, method: str = "pca") -> tuple[np.ndarray, tuple[float, float]]:
-    """2-D coordinates of the rows and the explained variance ratio of each axis (scikit-learn's PCA)."""
+#: z-scores are clipped to +-CLIP before embedding, as CMap clips level-5 z-scores: a collapsed plate's
+#: robust z reaches the hundreds (a MAD near its floor), consensus z rarely passes 10, and without the
+#: clip a handful of extreme plate signatures take both axes
+CLIP = 10.0
+
+
+def embed(matrix: np.ndarray, method: str = "pca", clip: float | None = CLIP
+          ) -> tuple[np.ndarray, tuple[float, float]]:
+    """2-D coordinates of the rows and the explained variance ratio of each axis (scikit-learn's PCA)
+    of the z-vectors clipped to ``+-clip`` (None: unclipped)."""
     if method not in METHODS:
         raise UserError(f"unknown embedding method {method!r}; expected one of {list(METHODS)}")
     if matrix.shape[0] < 3:
@@ -82,7 +90,10 @@ def embed(matrix: np.ndarray, method: str = "pca") -> tuple[np.ndarray, tuple[fl
     from sklearn.decomposition import PCA
 
     pca = PCA(n_components=2, svd_solver="full")
-    coords = pca.fit_transform(np.nan_to_num(matrix))  # NaN z-scores (if any) count as 0, no change
+    z = np.nan_to_num(matrix)  # NaN z-scores (if any) count as 0, no change
+    if clip is not None:
+        z = np.clip(z, -clip, clip)
+    coords = pca.fit_transform(z)
     ratio = pca.explained_variance_ratio_
     return coords, (float(ratio[0]), float(ratio[1]))
 
@@ -121,7 +132,8 @@ def draw_landscape(coords: np.ndarray, labels: Sequence[str], top: Sequence[str]
 
 
 def signature_landscape(conn: Neo4jConnection, out: Path, top_moas: int = 10, method: str = "pca",
-                        size: tuple[float, float] = (10.0, 7.0), dpi: int = 120) -> LandscapeResult:
+                        size: tuple[float, float] = (10.0, 7.0), dpi: int = 120,
+                        clip: float | None = CLIP) -> LandscapeResult:
     """Read every signature with a z-vector, embed them in 2-D and draw the picture to ``out`` (PNG)."""
     if not 0 <= top_moas <= MAX_TOP_MOAS:
         raise UserError(f"--top-moas {top_moas}: expected 0 to {MAX_TOP_MOAS} (one colour each)")
@@ -129,10 +141,11 @@ def signature_landscape(conn: Neo4jConnection, out: Path, top_moas: int = 10, me
     if out.suffix.lower() != ".png":
         raise UserError(f"{out}: the landscape is written as PNG; name the file *.png")
     sig_ids, matrix, moas = read_signatures(conn)
-    coords, explained = embed(matrix, method)
+    coords, explained = embed(matrix, method, clip)
     labels, top = moa_labels(moas, top_moas)
     out.parent.mkdir(parents=True, exist_ok=True)
-    title = f"{len(sig_ids)} signatures x {matrix.shape[1]} landmark genes ({method.upper()})"
+    clipped = f", z clipped to +-{clip:g}" if clip is not None else ""
+    title = f"{len(sig_ids)} signatures x {matrix.shape[1]} landmark genes ({method.upper()}{clipped})"
     legend = draw_landscape(coords, labels, top, explained, out, title=title, size=size, dpi=dpi)
     return LandscapeResult(out=out, n_points=sum(n for _, n in legend), n_genes=matrix.shape[1],
                            explained=explained, legend=legend, sig_ids=sig_ids, coords=coords)

@@ -74,17 +74,21 @@ DEMO_CONFIG = Path(__file__).resolve().parents[1] / "demo" / "sources.toml"
 
 
 def ensure_demo_graph(conn: Neo4jConnection) -> Neo4jConnection:
-    """Make the graph hold exactly the bundled demo data: ingested (after a wipe) unless exactly the demo's
-    completed ingest runs are already there. Module-scoped fixtures call it too."""
+    """Make the graph hold exactly what the main job builds from the bundled demo data: every source
+    ingested and the similarity derived (after a wipe), unless exactly those completed runs are already
+    there. Module-scoped fixtures call it too."""
+    from moakg.derive.run import SOURCE as DERIVE_SOURCE
+    from moakg.derive.run import derive_similarity
     from moakg.ingest.commands import adapters_from_config
     from moakg.ingest.runner import run_adapters
 
     adapters = adapters_from_config(DEMO_CONFIG)
     runs = conn.query("MATCH (r:IngestRun) RETURN r.source AS s, r.status AS st")
-    want = {a.source for a in adapters}
+    want = {a.source for a in adapters} | {DERIVE_SOURCE}
     if {r["s"] for r in runs} != want or any(r["st"] != "completed" for r in runs) or len(runs) != len(want):
         clear_graph(conn)
         run_adapters(conn, adapters, progress=False)
+        derive_similarity(conn, progress=False)
     return conn
 
 

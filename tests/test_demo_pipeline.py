@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -25,19 +26,29 @@ def test_ingest_all_demo_then_rerun_changes_nothing(conn: Neo4jConnection, cli_e
     first = runner.invoke(app, ["ingest", "all", "--config", str(DEMO)])
     assert first.exit_code == 0, first.output
     counts = _counts(conn)
-    # Every source contributed; the plate gives 328 compound x dose signatures with top-50 up/down genes.
-    assert counts["Signature"] == 328 and counts["UPREGULATES"] == counts["DOWNREGULATES"] == 328 * 50
+    # Every source contributed: the plate's 328 compound x dose signatures and one consensus signature
+    # per matrix row, each with top-50 up/down genes, and one signature per over-expressed gene.
+    matrix = pd.read_csv(DEMO.parent / "data" / "consensi-drugbank.tsv.gz", sep="\t", usecols=[0])
+    oe = pd.read_csv(DEMO.parent / "data" / "dysreg-overexpression.tsv.gz", sep="\t")
+    kinds = {r["k"]: r["n"] for r in conn.query(
+        "MATCH (s:Signature) RETURN coalesce(s.pert_type + '/' + s.kind, 'plate') AS k, count(*) AS n")}
+    assert kinds == {"plate": 328, "trt_cp/consensus": len(matrix),
+                     "trt_oe/consensus": oe.perturbagen.nunique()}
+    assert counts["UPREGULATES"] == (328 + len(matrix)) * 50 + int((oe.direction == "up").sum())
     for label in ("Compound", "Gene", "GOTerm", "MoA", "CellLine"):
         assert counts[label] > 0
-    for rel in ("HAS_MOA", "TARGETS", "INTERACTS_WITH", "ANNOTATED_WITH", "IS_A", "HAS_SIGNATURE"):
+    for rel in ("HAS_MOA", "TARGETS", "INTERACTS_WITH", "ANNOTATED_WITH", "IS_A", "HAS_SIGNATURE",
+                "PERTURBS"):
         assert counts[rel] > 0
     runs = conn.query("MATCH (r:IngestRun) RETURN r.source AS s, r.status AS st ORDER BY s")
-    assert {r["s"] for r in runs} == {"lincs", "repurposing_hub", "drugbank", "string", "ppi", "go"}
+    assert {r["s"] for r in runs} == {"lincs", "repurposing_hub", "drugbank", "l1000_consensus",
+                                      "l1000_overexpression", "string", "ppi", "go"}
     assert all(r["st"] == "completed" for r in runs)
-    # Plate compounds joined the Hub by structure: signatures hang off compounds with MoA labels.
+    # Plate and consensus compounds joined the Hub by structure: signatures hang off compounds with MoAs.
     joined = conn.query("MATCH (m:MoA)<-[:HAS_MOA]-(c:Compound)-[:HAS_SIGNATURE]->() "
                         "RETURN count(DISTINCT c) AS n")[0]["n"]
-    assert joined >= 30
+    labelled = conn.query("MATCH (c:Compound)-[:HAS_MOA]->() RETURN count(DISTINCT c) AS n")[0]["n"]
+    assert joined >= 0.9 * labelled
     for line in ("ingest runs", "graph"):
         assert line in first.output
 
@@ -77,8 +88,14 @@ def test_main_job_pipeline_trains_explains_and_points_at_the_cypher(
         shown = CliRunner().invoke(app, ["query", "run", "explanation_paths", "-p", f"run={run['id']}",
                                          "-p", f"compound={expl['compound']}", "-p", "top=5", "-f", "json"])
         assert shown.exit_code == 0 and shown.output.count('"rank"') == expl["paths"]
-        for step in ("1/3 ingest", "2/3 train", "3/3 explain", "gnn:sage", "frequency_prior", "tanimoto_knn"):
+        for step in ("1/4 ingest", "2/4 derive", "3/4 train", "4/4 explain", "gnn:sage", "frequency_prior",
+                     "tanimoto_knn"):
             assert step in result.output
+        # most held-out compounds of the MoA task have an L1000 signature (n_sig of n_test in the table)
+        row = next(ln.split() for ln in result.output.splitlines() if ln.startswith("phenotype ")
+                   and "gnn:sage" in ln)
+        n_test, n_sig = int(row[2]), int(row[3])
+        assert n_sig >= 0.8 * n_test and n_test >= 50
         # the signature landscape: one point per signature with a z-vector, written where it says
         picture = tmp_path / "home" / "landscape.png"
         [row] = demo_conn.query("MATCH (s:Signature) WHERE s.z_landmark IS NOT NULL RETURN count(s) AS n")

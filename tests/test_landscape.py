@@ -68,15 +68,20 @@ def test_demo_landscape_one_point_per_signature_and_pca_matches_numpy(
     assert res.n_points == n["n"] == len(res.sig_ids) == len(res.coords)
     assert len(res.legend) == 8 + 2 and sum(c for _, c in res.legend) == n["n"]
     # the first axis is numpy's first principal component (SVD of the centred matrix), up to sign
-    z = np.asarray([r["z"] for r in signature_vectors(demo_conn)], dtype=np.float64)
+    # of the z-vectors clipped to +-10
+    raw = np.asarray([r["z"] for r in signature_vectors(demo_conn)], dtype=np.float64)
+    assert np.abs(raw).max() > 10  # the clip does something on the demo
+    z = np.clip(raw, -10, 10)
     centred = z - z.mean(axis=0)
     u, s, _ = np.linalg.svd(centred, full_matrices=False)
     pc1 = u[:, 0] * s[0]
     sign = np.sign(pc1 @ res.coords[:, 0])
     np.testing.assert_allclose(res.coords[:, 0], sign * pc1, rtol=1e-6, atol=1e-6)
     assert res.explained[0] == pytest.approx(s[0] ** 2 / (s**2).sum(), rel=1e-6)
-    coords, _ = embed(z)
+    coords, _ = embed(raw)
     np.testing.assert_allclose(coords, res.coords)
+    unclipped, _ = embed(raw, clip=None)
+    assert not np.allclose(np.abs(unclipped), np.abs(coords))
 
 
 def test_empty_graph_is_one_clear_line(conn: Neo4jConnection, cli_env: Neo4jSettings, tmp_path: Path) -> None:
