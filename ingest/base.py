@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TextIO
 
 from moakg.errors import UserError
 from moakg.kg.connection import Neo4jConnection
-from moakg.kg.writer import DEFAULT_BATCH_SIZE, Batch, IngestReport, run_ingest
+from moakg.kg.writer import DEFAULT_BATCH_SIZE, Batch, GraphStep, IngestReport, run_ingest
 
 # Letters, digits and the few punctuation marks HGNC symbols use (HLA-A, C4B_2, ...); no whitespace.
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.\-@/]*$")
@@ -108,6 +108,8 @@ class SourceAdapter(ABC):
 
     #: name stamped as ``source`` on everything the adapter writes
     source: ClassVar[str]
+    #: writes Compound nodes: compound identities are resolved over the whole graph after its batches
+    writes_compounds: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.stats: dict[str, Any] = {}
@@ -133,10 +135,20 @@ class SourceAdapter(ABC):
         return run_ingest(
             conn,
             self.source,
-            self.batches(),
+            self._batches_then_identities(),
             files=self.files(),
             params=self.params(),
             stats=self.stats,
             batch_size=batch_size,
             progress=progress,
         )
+
+    def _batches_then_identities(self) -> Iterator[Batch]:
+        yield from self.batches()
+        if self.writes_compounds:
+            yield GraphStep("resolve compound identities", self._resolve_identities)
+
+    def _resolve_identities(self, conn: Neo4jConnection) -> None:
+        from moakg.ingest.identity import resolve_compound_identities
+
+        self.stats.update(resolve_compound_identities(conn))

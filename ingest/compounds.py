@@ -2,23 +2,24 @@
 
 RDKit parses SMILES (CXSMILES suffixes included) or InChI, keeps the largest organic fragment (drops
 salts and solvents), neutralises it, and computes the standard InChIKey; Compound nodes are merged on it
-(``Compound.id`` = InChIKey). Where no structure parses, :class:`CompoundIndex` resolves a compound
-against compounds already known, in decreasing strength, and records the level on the node as
-``match_level``:
+(``Compound.id`` = InChIKey). :class:`CompoundIndex` places each source record on a node while the
+source is ingested, recording how on the node as ``match_<source>``:
 
-* ``inchikey``: full InChIKey equal;
-* ``inchikey_connectivity``: only the first (connectivity) block equal, e.g. another stereo or
-  isotope form, used only when exactly one known compound has that block;
-* ``name``: a name-only fallback for a compound without any structure, used only when exactly one
-  known compound has that normalised name. A compound *with* an InChIKey is never merged on a name.
+* ``inchikey``: its full InChIKey (from the structure, else the source's own key) is a node's key or alias;
+* ``source_id``: its source record (``drugbank:DB00001``) is on a node keyed otherwise, e.g. one a
+  consensus matrix created from the DrugBank id alone and a later source re-keyed by its structure;
+* ``none``: a node of its own, keyed by the InChIKey or, without one, ``<source>:<source id>``.
 
-Anything else becomes its own node keyed ``<source>:<source id>`` (``match_level = 'none'``).
+Links between sources that need more than that (a shared LINCS pert_id or DrugBank id, another stereo
+form of the same connectivity, a name for a compound without structure) are made after each ingest over
+the whole graph by :mod:`moakg.ingest.identity`, which also re-keys merged nodes, so the graph does not
+depend on the order of ingests; it records ``pert_id``, ``drugbank_id``, ``inchikey_connectivity`` or
+``name`` as the absorbed sources' ``match_<source>``.
 """
 
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -100,8 +101,9 @@ class CompoundIdentity:
     def node_props(self, source: str) -> dict[str, object]:
         """Key, InChIKey, ``match_<source>`` and the aliases that let a re-run land on the same node.
 
-        ``source_ids`` and ``inchikey_aliases`` are list properties the writer unions across sources
-        (see ``moakg.kg.schema.UNION_LIST_PROPS``).
+        ``source_ids``, ``inchikey_aliases`` and ``source_keys`` (``<source>|<InChIKey>``: which source
+        gave which key, for :mod:`moakg.ingest.identity`) are list properties the writer unions across
+        sources (see ``moakg.kg.schema.UNION_LIST_PROPS``).
         """
         return {
             "id": self.id,
@@ -110,36 +112,26 @@ class CompoundIdentity:
             f"match_{source}": self.match_level,
             "source_ids": [self.source_ref] if self.source_ref else None,
             "inchikey_aliases": [self.source_key] if self.source_key and self.source_key != self.id else None,
+            "source_keys": [f"{source}|{self.source_key}"] if self.source_key else None,
         }
 
 
 class CompoundIndex:
-    """Known compounds (from earlier sources or the graph) for the connectivity and name fallbacks."""
+    """Compounds already known (from earlier sources or the graph), to place a source's records on them.
+
+    Only exact evidence places a record on an existing node here: its InChIKey (as a key or an alias),
+    or its own source record (``<source>:<id>``) on a node it or another source wrote before. Everything
+    that links different sources less directly is decided after the ingest, over the whole graph, by
+    :mod:`moakg.ingest.identity`, so that it does not depend on ingest order.
+    """
 
     def __init__(self) -> None:
         self._ids: set[str] = set()
-        self._by_block1: dict[str, set[str]] = defaultdict(set)
-        self._by_name: dict[str, set[str]] = defaultdict(set)
-        self._sources: dict[str, set[str]] = defaultdict(set)
         self._by_alias_key: dict[str, str] = {}
         self._by_ref: dict[str, str] = {}
 
-    def add(
-        self,
-        compound_id: str,
-        inchikey: str | None = None,
-        names: Iterable[str | None] = (),
-        sources: Iterable[str] = (),
-        source_refs: Iterable[str] = (),
-        alias_keys: Iterable[str] = (),
-    ) -> None:
+    def add(self, compound_id: str, source_refs: Iterable[str] = (), alias_keys: Iterable[str] = ()) -> None:
         self._ids.add(compound_id)
-        self._sources[compound_id].update(sources)
-        if inchikey:
-            self._by_block1[inchikey.split("-")[0]].add(compound_id)
-        for n in names:
-            if (nn := normalise_name(n)) is not None:
-                self._by_name[nn].add(compound_id)
         for ref in source_refs:
             self._by_ref.setdefault(ref, compound_id)
         for key in alias_keys:
@@ -148,14 +140,12 @@ class CompoundIndex:
 
     @classmethod
     def from_graph(cls, conn: object) -> CompoundIndex:
-        """Load every Compound's id, InChIKey, names, sources and aliases from Neo4j."""
+        """Load every Compound's id, source records and InChIKey aliases from Neo4j."""
         from moakg.kg.queries import load_query
 
         idx = cls()
         for row in conn.query(load_query("internal_compound_index").text):  # type: ignore[attr-defined]
-            idx.add(
-                row["id"], row["inchikey"], row["names"], row["sources"], row["source_ids"], row["aliases"]
-            )
+            idx.add(row["id"], row["source_ids"], row["aliases"])
         return idx
 
     def __contains__(self, compound_id: str) -> bool:
@@ -168,13 +158,12 @@ class CompoundIndex:
         smiles: str | None = None,
         inchi: str | None = None,
         inchikey: str | None = None,
-        name: str | None = None,
     ) -> CompoundIdentity:
         """Find the node for one source compound, adding it to the index.
 
-        Order: full InChIKey (structure first, else the source's own key) or an alias key already
-        matched to a node; the node this source record landed on before (a re-run); the
-        connectivity block; the name (compounds without any key only); else a node of its own.
+        Order: full InChIKey (structure first, else the source's own key) as a node key or an alias;
+        the node this source record landed on before (a re-run, or a node another source created from
+        the same id); else a node of its own, keyed by the InChIKey or ``<source>:<source id>``.
         """
         key = structure_inchikey(smiles, inchi)
         parsed = key is not None
@@ -182,34 +171,22 @@ class CompoundIndex:
             # No structure, or one RDKit cannot parse: the source's InChIKey is the next best thing.
             key = normalise_inchikey(inchikey)
         ref = f"{source}:{source_id}"
-        ident = self._match(source, ref, key, name, parsed)
-        self.add(ident.id, ident.inchikey, [name], [source], [ref], [key] if key else [])
+        ident = self._match(ref, key, parsed)
+        self.add(ident.id, [ref], [key] if key else [])
         return ident
 
-    def _match(
-        self, source: str, ref: str, key: str | None, name: str | None, parsed: bool
-    ) -> CompoundIdentity:
+    def _match(self, ref: str, key: str | None, parsed: bool) -> CompoundIdentity:
         def found(node_id: str, level: str) -> CompoundIdentity:
             return CompoundIdentity(node_id, node_id if node_id == key else None, level, parsed, ref, key)
 
         if key is not None and key in self._ids:
             return found(key, "inchikey")
         if key is not None and key in self._by_alias_key:
-            return found(self._by_alias_key[key], "inchikey_connectivity")
-        if ref in self._by_ref:  # a re-run: the node this record landed on before
+            return found(self._by_alias_key[key], "inchikey")
+        if ref in self._by_ref:  # a re-run, or a node another source created from this record's id
             node = self._by_ref[ref]
-            if key is not None:
-                return found(node, "inchikey_connectivity")
-            return found(node, "none" if node == ref else "name")
-        if key is not None:
-            # Only against other sources: two keys from one source are two compounds (e.g. enantiomers).
-            same = self._by_block1.get(key.split("-")[0], set())
-            block = {c for c in same if source not in self._sources[c]}
-            if len(block) == 1:
-                return found(next(iter(block)), "inchikey_connectivity")
-            return found(key, "inchikey")
-        nn = normalise_name(name)
-        named = {c for c in self._by_name.get(nn, set()) if source not in self._sources[c]} if nn else set()
-        if len(named) == 1:
-            return found(next(iter(named)), "name")
-        return found(ref, "none")
+            return found(node, "source_id" if node != ref else "none")
+        # Connectivity-block and name matches are not made here, record by record, where the outcome
+        # would depend on which source came first: moakg.ingest.identity makes them after the ingest,
+        # over the whole graph.
+        return found(key, "inchikey") if key is not None else found(ref, "none")

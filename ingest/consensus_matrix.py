@@ -19,9 +19,12 @@ Identifiers
     source that keys them would: DrugBank ids as ``drugbank:<id>`` source records (the DrugBank
     adapter's), LINCS pert_ids (first 13 characters of a BRD id) as ``lincs:<id>`` records (the L1000
     adapter's) or else the one compound carrying it as ``pert_ids`` / ``drugbank_ids`` (the Repurposing
-    Hub's pert_ids), InChIKeys as keys, aliases or a unique connectivity block. Perturbagens that match no
-    compound are counted and skipped, or, with ``create_compounds``, become source-keyed compounds
-    (``drugbank:DB00001``, ``lincs:BRD-...``, or the InChIKey) that a later source merges into.
+    Hub's pert_ids), InChIKeys as keys or aliases. Perturbagens that match no compound become
+    source-keyed compounds (``drugbank:DB00001``, ``lincs:BRD-...``, or the InChIKey; counted as
+    ``compounds_created``) that a later source with their structure merges into and re-keys
+    (:mod:`moakg.ingest.identity`), so the graph is the same whichever comes first; with
+    ``create_compounds=False`` they are counted and skipped instead (then ingest the compound sources
+    first).
     Genes (``gene_type``: ``entrez``, ``symbol`` or ``auto``) are mapped through the graph's Gene nodes
     first (``entrez_id``, so the symbols are those the L1000 ingest wrote), then ``gene_info``; the
     rest are counted and dropped.
@@ -347,10 +350,11 @@ class ConsensusMatrixAdapter(SourceAdapter):
     """Perturbagen x gene consensus matrix -> Signature (+ HAS_SIGNATURE, UP/DOWNREGULATES, Gene)."""
 
     source = "l1000_consensus"
+    writes_compounds = True
 
     def __init__(
         self, matrix: Path | str, *, gene_info: Path | str | Sequence[Path | str] | None = None,
-        id_type: str = "auto", gene_type: str = "auto", top_k: int = 50, create_compounds: bool = False,
+        id_type: str = "auto", gene_type: str = "auto", top_k: int = 50, create_compounds: bool = True,
         index: CompoundIndex | None = None, genes: GeneMap | None = None,
     ) -> None:
         super().__init__()
@@ -544,8 +548,10 @@ def add_cli(app: typer.Typer) -> None:
         gene_type: Annotated[str, typer.Option(help="Gene columns: auto, entrez or symbol.")] = "auto",
         top_k: Annotated[int, typer.Option(help="UP- and DOWNREGULATES edges per signature, each.")] = 50,
         create_compounds: Annotated[bool, typer.Option(
+            "--create-compounds/--skip-unmatched",
             help="Perturbagens that match no compound become source-keyed compounds (drugbank:DB00001) "
-                 "instead of being counted and skipped.")] = False,
+                 "that a later compound source merges into (any ingest order gives the same graph), "
+                 "or are counted and skipped.")] = True,
     ) -> None:
         """Load consensus signatures (one per perturbagen) with their top-k gene edges and z-vector."""
         run_adapter_cli(lambda: ConsensusMatrixAdapter(

@@ -303,6 +303,7 @@ class DrugBankAdapter(SourceAdapter):
     """
 
     source = "drugbank"
+    writes_compounds = True
 
     def __init__(
         self,
@@ -368,7 +369,7 @@ class DrugBankAdapter(SourceAdapter):
         has_structure = bool(rec.smiles or rec.inchi)
         if ident is None:
             ident = self.index.resolve(self.source, rec.drugbank_id, smiles=rec.smiles, inchi=rec.inchi,
-                                       inchikey=rec.inchikey, name=rec.name)
+                                       inchikey=rec.inchikey)
             unparseable = has_structure and not ident.structure_parsed
             self._idents[rec.drugbank_id] = ident
             if not has_structure:

@@ -85,6 +85,7 @@ class L1000Adapter(SourceAdapter):
     """LINCS L1000 -> Signature, Compound, CellLine, Gene (+ MoA) with the relationships above."""
 
     source = "lincs"
+    writes_compounds = True
 
     def __init__(
         self, gctx: Path | str | None = None, gct: Path | str | None = None, *, sig_info: PathArg = None,
@@ -277,7 +278,7 @@ class L1000Adapter(SourceAdapter):
         smiles, inchi = clean_str(info.get("smiles")), clean_str(info.get("inchi"))
         name = clean_str(info.get("pert_iname")) or name
         ident = self.index.resolve(self.source, pert_id, smiles=smiles, inchi=inchi,
-                                   inchikey=clean_str(info.get("inchikey")), name=name)
+                                   inchikey=clean_str(info.get("inchikey")))
         if (smiles or inchi) and not ident.structure_parsed:
             self.count("structure_unparseable")
         self._seen_compounds[pert_id] = ident.id

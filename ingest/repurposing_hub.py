@@ -143,6 +143,7 @@ class RepurposingHubAdapter(SourceAdapter):
     """
 
     source = "repurposing_hub"
+    writes_compounds = True
 
     def __init__(
         self,
@@ -259,7 +260,7 @@ class RepurposingHubAdapter(SourceAdapter):
             _, smiles, hub_key = self._structure(drugs[name])
             if smiles is None:
                 self.count("no_structure")
-            ident = self.index.resolve(self.source, name, smiles=smiles, inchikey=hub_key, name=name)
+            ident = self.index.resolve(self.source, name, smiles=smiles, inchikey=hub_key)
             if smiles is not None and not ident.structure_parsed:
                 self.count("structure_unparseable")
             out[name] = (ident, canonical_smiles(smiles) if ident.structure_parsed else None)

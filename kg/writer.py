@@ -1,6 +1,7 @@
 """The one batched, idempotent graph writer: ingests, model write-back and explanation write-back.
 
-Callers describe what to write as :class:`NodeBatch`, :class:`RelBatch` and :class:`Delete` objects and
+Callers describe what to write as :class:`NodeBatch`, :class:`RelBatch`, :class:`Delete` and
+:class:`GraphStep` objects and
 who writes it as a :class:`Provenance` (the run node: ``IngestRun`` for ingests, ``ModelRun`` for
 training and explanations). :class:`BatchWriter` sends the rows with ``UNWIND $rows ... MERGE`` in
 batches of ``batch_size``; every node and relationship it writes is stamped with the run's id (and, for
@@ -157,7 +158,18 @@ class Delete:
     rel_type: str | None = None
 
 
-Batch = NodeBatch | RelBatch | Delete
+@dataclass(frozen=True)
+class GraphStep:
+    """A write worked out from the graph as the run's earlier batches left it, e.g. merging the
+    compounds those batches made one (:mod:`moakg.ingest.identity`). ``apply(conn)`` plans and writes it
+    (in transactions of its own) when its turn comes; as a batch of the run, a failure marks the run
+    ``failed`` and a re-run applies it again."""
+
+    name: str
+    apply: Callable[[Neo4jConnection], object]
+
+
+Batch = NodeBatch | RelBatch | Delete | GraphStep
 
 
 class MissingEndpointError(ValueError):
@@ -351,6 +363,10 @@ class BatchWriter:
             self.write_rels(batch)
         elif isinstance(batch, Delete):
             self.delete(batch)
+        elif isinstance(batch, GraphStep):
+            if self.tx is not None:
+                raise TypeError(f"{batch.name}: a graph step runs its own transactions, not in write_atomic")
+            batch.apply(self.conn)
         else:
             raise TypeError(f"not a batch: {type(batch).__name__}")
 

@@ -79,7 +79,7 @@ def test_consensus_counts_match_the_files_and_reingest_changes_nothing(
     n_up = int(np.minimum(K, (matched > 0).sum(axis=1)).sum())
     n_down = int(np.minimum(K, (matched < 0).sum(axis=1)).sum())
 
-    adapter = ConsensusMatrixAdapter(f["matrix"], gene_info=f["genes"])
+    adapter = ConsensusMatrixAdapter(f["matrix"], gene_info=f["genes"], create_compounds=False)
     [report] = run_adapters(conn, [adapter], progress=False)
     assert report.status == "completed" and report.counts.rels_missing_endpoint == 0
     assert _count(conn, "(s:Signature {kind: 'consensus', level: 5, pert_type: 'trt_cp'})") == len(matched)
@@ -116,7 +116,8 @@ def test_consensus_counts_match_the_files_and_reingest_changes_nothing(
     np.testing.assert_allclose(z["z"], row.reindex(landmarks).to_numpy(), atol=1e-4)
 
     before = _snapshot(conn)
-    [again] = run_adapters(conn, [ConsensusMatrixAdapter(f["matrix"], gene_info=f["genes"])], progress=False)
+    again_adapter = ConsensusMatrixAdapter(f["matrix"], gene_info=f["genes"], create_compounds=False)
+    [again] = run_adapters(conn, [again_adapter], progress=False)
     assert again.run_id == report.run_id
     assert again.counts.nodes_created == 0 and again.counts.rels_created == 0
     assert _snapshot(conn) == before
@@ -251,7 +252,8 @@ def test_config_section_and_cli(conn: Neo4jConnection, shared_data: Path, tmp_pa
     assert [a.source for a in adapters] == ["l1000_consensus", "l1000_overexpression"]
     assert adapters[0].top_k == 10 and adapters[0].create_compounds
     res = CliRunner().invoke(app, ["ingest", "l1000-consensus", str(f["matrix"]), "--gene-info",
-                                   str(f["genes"]), "--id-type", "drugbank", "--top-k", "10"])
+                                   str(f["genes"]), "--id-type", "drugbank", "--top-k", "10",
+                                   "--skip-unmatched"])
     assert res.exit_code == 0, res.output
     assert "perturbagens_unmatched: 936" in res.output and "unknown_genes: 0" in res.output
     assert _count(conn, "(:Signature)") == 0
@@ -370,7 +372,7 @@ def test_pert_id_and_inchikey_matrices_match_hub_compounds(conn: Neo4jConnection
     by_pert = z.set_axis(pd.Index(unique_ids, name="pert_id"))
     path = tmp_path / "by_pert_id.tsv"
     by_pert.to_csv(path, sep="\t")
-    a = ConsensusMatrixAdapter(path, gene_info=_files(shared_data)["genes"])
+    a = ConsensusMatrixAdapter(path, gene_info=_files(shared_data)["genes"], create_compounds=False)
     run_adapters(conn, [a], progress=False)
     assert a.stats["id_type"] == "pert_id" and a.stats["perturbagens_matched"] == len(unique_ids)
     assert a.stats["perturbagens_matched_by_property"] == len(unique_ids)
@@ -381,7 +383,7 @@ def test_pert_id_and_inchikey_matrices_match_hub_compounds(conn: Neo4jConnection
     by_key = z.iloc[: len(keys)].set_axis(pd.Index(keys, name="inchikey"))
     path = tmp_path / "by_inchikey.tsv"
     by_key.to_csv(path, sep="\t")
-    b = ConsensusMatrixAdapter(path, gene_info=_files(shared_data)["genes"])
+    b = ConsensusMatrixAdapter(path, gene_info=_files(shared_data)["genes"], create_compounds=False)
     run_adapters(conn, [b], progress=False)
     assert b.stats["id_type"] == "inchikey"
     assert b.stats["perturbagens_matched"] + b.stats["perturbagens_unmatched"] == len(keys)
