@@ -55,6 +55,7 @@ def add_cli(app: typer.Typer) -> None:
         task: Annotated[str | None, typer.Option(help=h("task"))] = None,
         models: Annotated[list[str] | None, typer.Option("--model", "-m", help=h("models"))] = None,
         split: Annotated[str | None, typer.Option(help=h("split"))] = None,
+        cluster_threshold: Annotated[float | None, typer.Option(help=h("cluster_threshold"))] = None,
         settings: Annotated[list[str] | None, typer.Option("--setting", help=h("settings"))] = None,
         seeds: Annotated[list[int] | None, typer.Option("--seeds", help=h("seeds"))] = None,
         min_per_class: Annotated[int | None, typer.Option(help=h("min_per_class"))] = None,

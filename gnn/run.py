@@ -26,7 +26,7 @@ from torch_geometric.data import HeteroData
 
 from moakg.errors import UserError
 from moakg.gnn import tasks
-from moakg.gnn.config import TrainConfig
+from moakg.gnn.config import STRUCTURE_SPLITS, TrainConfig
 from moakg.gnn.fit import RunResult
 from moakg.gnn.results import TABLE_METRICS, ExperimentResult, mean_std, save_and_write, table_rows
 from moakg.gnn.train import train
@@ -40,19 +40,22 @@ def make_task(cfg: TrainConfig, data: HeteroData, maps: Any, setting: str, seed:
               smiles: Sequence[str | None] | None) -> Any:
     """The task of ``cfg`` for one setting and seed, checked for label leakage."""
     if cfg.task == "target":
-        task = tasks.make_target_task(data, maps, cfg.split, seed, setting, smiles)
+        task = tasks.make_target_task(data, maps, cfg.split, seed, setting, smiles,
+                                      cluster_threshold=cfg.cluster_threshold)
     elif cfg.split == "cell_line":
         task = tasks.make_signature_task(data, maps, "cell_line", seed, cfg.min_per_class, setting)
     else:
-        task = tasks.make_moa_task(data, maps, cfg.split, seed, cfg.min_per_class, setting, smiles)
+        task = tasks.make_moa_task(data, maps, cfg.split, seed, cfg.min_per_class, setting, smiles,
+                                   cluster_threshold=cfg.cluster_threshold)
     tasks.assert_no_leakage(task)
     require_labels(task)
     return task
 
 
 def split_smiles(cfg: TrainConfig, conn: Neo4jConnection | None, maps: Any) -> list[str | None] | None:
-    """Compound SMILES for a scaffold split (from the export, else from the graph); None otherwise."""
-    if cfg.split != "scaffold":
+    """Compound SMILES for a scaffold or cluster split (from the export, else from the graph); None
+    otherwise."""
+    if cfg.split not in STRUCTURE_SPLITS:
         return None
     smiles = getattr(maps, "smiles", None)
     if smiles is None and conn is not None:
@@ -92,7 +95,7 @@ def run_experiment(
     """Run ``cfg`` end to end (export, tasks, GNNs, baselines, noise experiment, write-back).
 
     ``conn`` may be None when ``data``/``maps`` are given and ``cfg.write`` is False (nothing is read
-    from or written to Neo4j then; the scaffold split needs ``maps.smiles``).
+    from or written to Neo4j then; the scaffold and cluster splits need ``maps.smiles``).
     """
     cfg.validate()
     from moakg.gnn.baselines import n_with_signature, run_baselines

@@ -4,6 +4,11 @@ A task is the message-passing graph plus labels plus a split. Labels never trave
 Compound-MoA edge is removed from ``task.graph``, and so are the held-out Compound-Gene (TARGETS) edges
 that are predicted. :func:`assert_no_leakage` checks this pair by pair, in both directions.
 
+The MoA classes are chosen on the training part of the split only (a class needs ``min_per_class``
+*training* compounds): counting over every compound would let the test compounds decide which classes
+exist, and keep classes that training barely sees. So the split is made first, over every compound with
+any MoA label, and the compounds left without a kept class then leave train, val and test.
+
 Settings:
     ``'phenotype'``: held-out compounds come with structure and signatures only; their TARGETS edges
         are removed (the cold-start question: what does this new compound do?).
@@ -25,7 +30,15 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from moakg.errors import UserError
-from moakg.gnn.splits import Split, cell_line_split, random_split, scaffold_split
+from moakg.gnn.splits import (
+    Split,
+    cell_line_split,
+    cluster_split,
+    random_split,
+    record_cell_lines,
+    restrict,
+    scaffold_split,
+)
 from moakg.kg.schema import edge_type
 
 SETTINGS = ("phenotype", "known_targets")
@@ -39,11 +52,13 @@ class MoATask:
     Attributes:
         graph: message-passing graph (no Compound-MoA edge at all; ``'phenotype'``: no TARGETS of
             val/test compounds).
-        y: float ``[n_compounds, n_classes]`` multi-hot labels (all compounds; rows outside the split are
-            unlabelled or below ``min_per_class``).
-        labelled: bool ``[n_compounds]``: at least one label among ``classes``.
-        classes: MoA keys with ``>= min_per_class`` labelled compounds (counted over all compounds).
-        split: over labelled compounds only.
+        y: float ``[n_compounds, n_classes]`` multi-hot labels among ``classes`` (all compounds; rows
+            outside the split are all zero).
+        labelled: bool ``[n_compounds]``: at least one label among ``classes``; exactly the compounds
+            of the split.
+        classes: MoA keys with ``>= min_per_class`` compounds in the training part of ``split``.
+        split: made over every compound with an MoA label, then restricted to ``labelled``
+            (``meta['n_dropped_no_class']``: ``[train, val, test]`` compounds removed).
         setting: ``'phenotype'`` or ``'known_targets'``.
         class_nodes: long ``[n_classes]`` MoA node index of each class.
     """
@@ -89,7 +104,9 @@ class SignatureTask:
             labels) and must be classified from the profile itself.
         y: float ``[n_signatures, n_classes]``; labelled: bool ``[n_signatures]``.
         compound: long ``[n_signatures]`` compound index of each signature (``-1`` if none).
-        split: ``'cell_line'`` (test cell lines unseen in training) or ``'random'``.
+        classes: MoA keys with ``>= min_per_class`` compounds among the training signatures' compounds.
+        split: ``'cell_line'`` (test cell lines unseen in training) or ``'random'``, made over the
+            signatures of compounds with an MoA label, then restricted to ``labelled``.
     """
 
     graph: HeteroData
@@ -173,16 +190,22 @@ def _pairs(data: HeteroData, rel: str) -> Tensor:
     return torch.stack([codes // n_dst, codes % n_dst])
 
 
-def moa_labels(data: HeteroData, maps: Any, min_per_class: int = 5) -> tuple[Tensor, list[str], Tensor]:
+def moa_labels(data: HeteroData, maps: Any, min_per_class: int = 5, count_over: Tensor | None = None
+               ) -> tuple[Tensor, list[str], Tensor]:
     """Multi-hot MoA labels of every compound.
+
+    Args:
+        count_over: long compound indices whose labels are counted for ``min_per_class`` (the tasks pass
+            the training compounds); ``None`` counts every compound.
 
     Returns:
         y: float ``[n_compounds, C]``; classes: MoA keys of the ``C`` classes with ``>= min_per_class``
-        compounds; class_nodes: long ``[C]`` their MoA node indices (ascending).
+        counted compounds; class_nodes: long ``[C]`` their MoA node indices (ascending).
     """
     pairs = _pairs(data, "HAS_MOA")
     n_moa = data[MOA].num_nodes
-    counts = torch.bincount(pairs[1], minlength=n_moa)
+    counted = pairs[1] if count_over is None else pairs[1][torch.isin(pairs[0], count_over)]
+    counts = torch.bincount(counted, minlength=n_moa)
     class_nodes = (counts >= min_per_class).nonzero().view(-1)
     col = torch.full((n_moa,), -1, dtype=torch.long)
     col[class_nodes] = torch.arange(class_nodes.numel())
@@ -192,23 +215,26 @@ def moa_labels(data: HeteroData, maps: Any, min_per_class: int = 5) -> tuple[Ten
     return y, [maps.keys[MOA][i] for i in class_nodes.tolist()], class_nodes
 
 
-def _smiles(maps: Any, smiles: Sequence[str | None] | None) -> Sequence[str | None]:
+def _smiles(maps: Any, smiles: Sequence[str | None] | None, split: str) -> Sequence[str | None]:
     smiles = smiles if smiles is not None else getattr(maps, "smiles", None)
     if smiles is None:
-        raise UserError("a scaffold split needs compound SMILES: pass smiles=[...] aligned with "
+        raise UserError(f"a {split} split needs compound SMILES: pass smiles=[...] aligned with "
                         "maps.keys['Compound'] (moakg.kg.lookups.compound_smiles)")
     return smiles
 
 
 def make_split(items: Tensor, maps: Any, split: str, seed: int, val_frac: float, test_frac: float,
-               smiles: Sequence[str | None] | None = None) -> Split:
-    """Compound split of ``items`` by ``split`` (``'random'`` or ``'scaffold'``), test keys recorded."""
+               smiles: Sequence[str | None] | None = None, cluster_threshold: float = 0.6) -> Split:
+    """Compound split of ``items`` by ``split`` (``'random'``, ``'scaffold'`` or ``'cluster'``, the last
+    with Butina distance threshold ``cluster_threshold``), test keys recorded."""
     if split == "random":
         s = random_split(items, seed, val_frac, test_frac)
     elif split == "scaffold":
-        s = scaffold_split(items, _smiles(maps, smiles), seed, val_frac, test_frac)
+        s = scaffold_split(items, _smiles(maps, smiles, split), seed, val_frac, test_frac)
+    elif split == "cluster":
+        s = cluster_split(items, _smiles(maps, smiles, split), seed, val_frac, test_frac, cluster_threshold)
     else:
-        raise ValueError(f"unknown compound split {split!r} (random | scaffold)")
+        raise ValueError(f"unknown compound split {split!r} (random | scaffold | cluster)")
     s.test_keys = [maps.keys[COMPOUND][i] for i in s.test.tolist()]
     return s
 
@@ -221,12 +247,18 @@ def _check_setting(setting: str) -> None:
 # --------------------------------------------------------------------------------------------- tasks
 def make_moa_task(data: HeteroData, maps: Any, split: str = "random", seed: int = 0, min_per_class: int = 5,
                   setting: str = "phenotype", smiles: Sequence[str | None] | None = None,
-                  val_frac: float = 0.1, test_frac: float = 0.2) -> MoATask:
-    """MoA classification task over compounds with a label among the frequent classes."""
+                  val_frac: float = 0.1, test_frac: float = 0.2, cluster_threshold: float = 0.6) -> MoATask:
+    """MoA classification task over compounds with a label among the classes frequent in training.
+
+    The split is made over every compound with an MoA label; the classes are those with
+    ``>= min_per_class`` training compounds; compounds of any part without one of them are removed.
+    """
     _check_setting(setting)
-    y, classes, class_nodes = moa_labels(data, maps, min_per_class)
+    candidates = _pairs(data, "HAS_MOA")[0].unique()
+    s = make_split(candidates, maps, split, seed, val_frac, test_frac, smiles, cluster_threshold)
+    y, classes, class_nodes = moa_labels(data, maps, min_per_class, count_over=s.train)
     labelled = y.sum(1) > 0
-    s = make_split(labelled.nonzero().view(-1), maps, split, seed, val_frac, test_frac, smiles)
+    s = restrict(s, labelled, "no_class")
     graph = _copy_graph(data)
     drop_incident(graph, COMPOUND, MOA)  # labels never message, for any compound
     if setting == "phenotype":
@@ -236,12 +268,13 @@ def make_moa_task(data: HeteroData, maps: Any, split: str = "random", seed: int 
 
 def make_target_task(data: HeteroData, maps: Any, split: str = "random", seed: int = 0,
                      setting: str = "phenotype", smiles: Sequence[str | None] | None = None,
-                     val_frac: float = 0.1, test_frac: float = 0.2, known_frac: float = 0.5) -> TargetTask:
+                     val_frac: float = 0.1, test_frac: float = 0.2, known_frac: float = 0.5,
+                     cluster_threshold: float = 0.6) -> TargetTask:
     """Target prediction over compounds with >= 1 TARGETS edge; val/test pairs leave the graph."""
     _check_setting(setting)
     pairs = _pairs(data, "TARGETS")
     n_genes = data[GENE].num_nodes
-    s = make_split(pairs[0].unique(), maps, split, seed, val_frac, test_frac, smiles)
+    s = make_split(pairs[0].unique(), maps, split, seed, val_frac, test_frac, smiles, cluster_threshold)
     part = torch.zeros(data[COMPOUND].num_nodes, dtype=torch.long)  # 0 train, 1 val, 2 test
     part[s.val], part[s.test] = 1, 2
     held = part[pairs[0]] > 0
@@ -294,25 +327,32 @@ def make_signature_task(data: HeteroData, maps: Any, split: str = "cell_line", s
                         test_frac: float = 0.2) -> SignatureTask:
     """Signature-level MoA task; ``split='cell_line'`` holds out whole cell lines (unseen in training).
 
-    Classes are the MoAs with ``>= min_per_class`` labelled compounds, as in :func:`make_moa_task`. In
-    ``'phenotype'`` the TARGETS of compounds with a held-out signature are removed too.
+    As in :func:`make_moa_task`, the split comes first (over the signatures of compounds with an MoA
+    label); the classes are the MoAs with ``>= min_per_class`` compounds among the training signatures'
+    compounds; signatures without one of them leave every part. In ``'phenotype'`` the TARGETS of
+    compounds with a held-out signature are removed too.
     """
     _check_setting(setting)
-    y_c, classes, _ = moa_labels(data, maps, min_per_class)
     comp = signature_compounds(data)
-    y = torch.zeros(comp.numel(), len(classes))
     has = comp >= 0
-    y[has] = y_c[comp[has]]
-    labelled = y.sum(1) > 0
-    items = labelled.nonzero().view(-1)
+    with_moa = _mask(data[COMPOUND].num_nodes, _pairs(data, "HAS_MOA")[0])
+    items = (has & with_moa[comp.clamp(min=0)]).nonzero().view(-1)
+    cells = signature_cells(data)
+    cell_keys = maps.keys.get(CELL) if hasattr(maps.keys, "get") else None
     if split == "cell_line":
-        s = cell_line_split(items, signature_cells(data), seed, val_frac, test_frac,
-                            cell_keys=maps.keys.get(CELL) if hasattr(maps.keys, "get") else None)
+        s = cell_line_split(items, cells, seed, val_frac, test_frac, cell_keys=cell_keys)
     elif split == "random":
         s = random_split(items, seed, val_frac, test_frac)
     else:
         raise ValueError(f"unknown signature split {split!r} (cell_line | random)")
     s.test_keys = [maps.keys[SIGNATURE][i] for i in s.test.tolist()]
+    y_c, classes, _ = moa_labels(data, maps, min_per_class, count_over=comp[s.train].unique())
+    y = torch.zeros(comp.numel(), len(classes))
+    y[has] = y_c[comp[has]]
+    labelled = y.sum(1) > 0
+    s = restrict(s, labelled, "no_class")
+    if split == "cell_line":
+        record_cell_lines(s, cells, cell_keys)
     graph = _copy_graph(data)
     drop_incident(graph, COMPOUND, MOA)
     held = _mask(comp.numel(), s.val, s.test)

@@ -55,8 +55,8 @@ def exported(demo: Neo4jConnection) -> tuple[HeteroData, IdMaps]:
 
 def _train(conn: Neo4jConnection, exported: tuple[HeteroData, IdMaps], tmp: Path, task: str) -> LoadedRun:
     data, maps = exported
-    cfg = TrainConfig(task=task, models=("sage",), settings=("phenotype",), seeds=(0,), epochs=3,
-                      patience=3, hidden=16, baselines=False, out=tmp, top_k=3)
+    cfg = TrainConfig(task=task, models=("sage",), split="random", settings=("phenotype",), seeds=(0,),
+                      epochs=3, patience=3, hidden=16, baselines=False, out=tmp, top_k=3)
     res = run_experiment(conn, cfg, data, maps, log=lambda _m: None)
     return load_run(conn, res.run_ids[("phenotype", "sage")], data=data, maps=maps)
 
@@ -84,8 +84,9 @@ def test_load_run_rebuilds_the_config_it_was_trained_with(demo: Neo4jConnection,
                                                           tmp_path: Path) -> None:
     data, maps = exported
     # Off-default shape and optimisation values: load_run must take them from the run, not the defaults.
-    cfg = TrainConfig(task="moa", models=("sage",), settings=("phenotype",), seeds=(1,), epochs=2, hidden=8,
-                      layers=1, dropout=0.1, lr=0.02, baselines=False, out=tmp_path, top_k=1)
+    cfg = TrainConfig(task="moa", models=("sage",), split="random", settings=("phenotype",), seeds=(1,),
+                      epochs=2, hidden=8, layers=1, dropout=0.1, lr=0.02, baselines=False, out=tmp_path,
+                      top_k=1)
     res = run_experiment(demo, cfg, data, maps, log=lambda _m: None)
     run_id = res.run_ids[("phenotype", "sage")]
     try:

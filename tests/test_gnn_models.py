@@ -332,4 +332,4 @@ def test_graph_without_labels_is_a_user_error(task: str) -> None:
         for et in [et for et in d.edge_types if et[1].removeprefix("rev_") == rel]:
             d[et].edge_index = torch.zeros(2, 0, dtype=torch.long)
     with pytest.raises(UserError, match="no labelled compounds"):
-        make_task(TrainConfig(task=task), d, toy_maps(d), "phenotype", 0, None)
+        make_task(TrainConfig(task=task, split="random"), d, toy_maps(d), "phenotype", 0, None)

@@ -7,10 +7,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 import torch
+from rdkit import Chem, DataStructs
+from rdkit.Chem import rdFingerprintGenerator
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from moakg.gnn.splits import cell_line_split, murcko_scaffold, random_split, scaffold_split
+from moakg.gnn.splits import (
+    butina_clusters,
+    cell_line_split,
+    cluster_split,
+    murcko_scaffold,
+    random_split,
+    scaffold_split,
+)
 from moakg.gnn.tasks import (
     MoATask,
     SignatureTask,
@@ -20,6 +29,9 @@ from moakg.gnn.tasks import (
     make_moa_task,
     make_signature_task,
     make_target_task,
+    moa_labels,
+    signature_cells,
+    signature_compounds,
 )
 from moakg.kg.connection import Neo4jConnection
 
@@ -203,6 +215,60 @@ def test_scaffold_split_test_scaffolds_unseen_in_training() -> None:
                            scaffold_split(items, maps.smiles, seed=1).test)
 
 
+def test_butina_clusters_join_at_the_tanimoto_threshold() -> None:
+    # Two analogues: their Morgan (r2, 2048 bits) Tanimoto, computed here with RDKit, decides whether
+    # they share a cluster; a threshold just above 1 - Tanimoto joins them, just below keeps them apart.
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
+
+    def sim(a: str, b: str) -> float:
+        return DataStructs.TanimotoSimilarity(*(gen.GetFingerprint(Chem.MolFromSmiles(x)) for x in (a, b)))
+
+    aspirin, salicylic = "CC(=O)Oc1ccccc1C(=O)O", "OC(=O)c1ccccc1O"
+    s = sim(aspirin, salicylic)
+    assert s == pytest.approx(13 / 29)  # 13 shared of 29 set bits
+    together = butina_clusters([aspirin, salicylic], threshold=1 - s + 1e-9)
+    apart = butina_clusters([aspirin, salicylic], threshold=1 - s - 1e-9)
+    assert together[0] == together[1] and apart[0] != apart[1]
+    # the default 0.6 (Tanimoto >= 0.4): aspirin / salicylic acid (0.45) join, toluene / ethylbenzene
+    # (7 / 18 = 0.39) do not
+    assert sim("Cc1ccccc1", "CCc1ccccc1") == pytest.approx(7 / 18)
+    default = butina_clusters([aspirin, salicylic, "Cc1ccccc1", "CCc1ccccc1"])
+    assert default[0] == default[1] and default[2] != default[3] and default[0] not in default[2:]
+    # Benzene shares no Morgan bit with ethanol (Tanimoto 0): its own cluster even at threshold 0.99;
+    # the same molecule written twice is one cluster at threshold 0; no structure -> no cluster.
+    c = butina_clusters(["CCO", "OCC", "c1ccccc1", "not a smiles", None], threshold=0.0)
+    assert c[0] == c[1] and c[2] not in (c[0], None) and c[3] is None and c[4] is None
+    loose = butina_clusters(["CCO", "c1ccccc1"], threshold=0.99)
+    assert loose[0] != loose[1]
+    assert butina_clusters([]) == []
+
+
+def test_cluster_split_test_clusters_unseen_in_training() -> None:
+    _, maps = toy_graph()
+    items = torch.arange(len(maps.smiles))
+    cluster = butina_clusters(maps.smiles, threshold=0.6)
+    assert len({c for c in cluster if c is not None}) < 150  # analogues do cluster on the toy SMILES
+    for seed in range(3):
+        s = cluster_split(items, maps.smiles, seed=seed)
+        groups = {part: {f"none{i}" if cluster[i] is None else cluster[i] for i in getattr(s, part).tolist()}
+                  for part in ("train", "val", "test")}
+        assert not groups["test"] & groups["train"] and not groups["val"] & groups["train"]
+        assert not groups["test"] & groups["val"]
+        assert sorted(torch.cat([s.train, s.val, s.test]).tolist()) == items.tolist()
+        assert s.test.numel() > 0 and s.val.numel() > 0 and s.train.numel() > 0.5 * items.numel()
+        assert s.method == "cluster" and s.seed == seed
+        rec = s.as_dict()
+        assert rec["threshold"] == 0.6 and rec["n_no_structure"] == 2
+        assert rec["n_clusters"] == len({c for c in cluster if c is not None}) and rec["method"] == "cluster"
+        assert torch.equal(s.test, cluster_split(items, maps.smiles, seed=seed).test)  # deterministic
+    assert not torch.equal(cluster_split(items, maps.smiles, seed=0).test,
+                           cluster_split(items, maps.smiles, seed=1).test)
+    # a looser threshold makes fewer, bigger clusters
+    assert cluster_split(items, maps.smiles, threshold=0.8).meta["n_clusters"] < rec["n_clusters"]
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        cluster_split(items, maps.smiles, threshold=1.0)
+
+
 def test_cell_line_split_unseen_cells() -> None:
     cell_of = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3, 3, -1])
     s = cell_line_split(torch.arange(10), cell_of, seed=0, val_frac=0.25, test_frac=0.25)
@@ -225,12 +291,77 @@ def test_moa_labels_dedup_and_min_per_class() -> None:
     assert task.y.shape == (150, 3) and task.y.max() == 1  # duplicate source edges count once
     assert int(task.labelled.sum()) == 150 and torch.equal(task.y.sum(1), torch.ones(150))
     assert task.class_nodes.tolist() == [0, 1, 2]
-    assert make_moa_task(data, maps, min_per_class=2).classes[-1] == "rare"
+    # 'rare' (compounds 0 and 1) is a class only when both of them are training compounds
+    for seed in range(3):
+        t = make_moa_task(data, maps, min_per_class=2, seed=seed)
+        both_train = bool(torch.isin(torch.tensor([0, 1]), t.split.train).all())
+        assert ("rare" in t.classes) == both_train
     labelled_split = torch.cat([task.split.train, task.split.val, task.split.test])
     assert task.labelled[labelled_split].all() and labelled_split.numel() == 150
 
 
-@pytest.mark.parametrize("split", ["random", "scaffold"])
+def _relabel_rare(data: HeteroData, rare: int, extra: list[int], only: list[int]) -> None:
+    """Give MoA node ``rare`` to compounds ``extra + only`` (and to no other); ``only`` keep no other MoA."""
+    et = ("Compound", "HAS_MOA", "MoA")
+    kept = [(c, m) for c, m in data[et].edge_index.T.tolist() if m != rare and c not in only]
+    pairs = kept + [(c, rare) for c in extra + only]
+    _add(data, "Compound", "HAS_MOA", "MoA", pairs, source_code=torch.zeros(len(pairs), dtype=torch.long))
+
+
+def test_moa_classes_are_counted_on_training_compounds_only() -> None:
+    data, maps = toy_graph()
+    rare = maps.keys["MoA"].index("rare")
+    # Every compound has an MoA label, so the split is the random split of all 150 compounds.
+    expected = random_split(torch.arange(150), seed=0)
+    train, test = expected.train.tolist(), expected.test.tolist()
+    # 'rare': 5 compounds overall (>= min_per_class 3) but 2 in training (< 3); 3 test compounds and one
+    # training compound carry it alone.
+    only_test, only_train = test[:3], train[:1]
+    _relabel_rare(data, rare, extra=train[1:2], only=only_test + only_train)
+    _, all_classes, _ = moa_labels(data, maps, min_per_class=3)
+    assert "rare" in all_classes  # counted over every compound it would be a class
+    task = make_moa_task(data, maps, split="random", seed=0, min_per_class=3)
+    assert_no_leakage(task)
+    assert task.classes == ["moa 0", "moa 1", "moa 2"] and rare not in task.class_nodes.tolist()
+    # the compounds labelled only 'rare' left every part; nothing else moved
+    assert set(task.split.test.tolist()) == set(test) - set(only_test)
+    assert set(task.split.train.tolist()) == set(train) - set(only_train)
+    assert torch.equal(task.split.val, expected.val)
+    assert task.split.meta["n_dropped_no_class"] == [1, 0, 3]
+    assert task.y[task.split.test].sum(1).min() >= 1  # every test compound keeps a label of the task
+    assert not task.labelled[only_test + only_train].any()
+    assert len(task.split.test_keys) == task.split.test.numel() == len(test) - 3
+    # every class of the task has min_per_class training compounds
+    assert task.y[task.split.train].sum(0).min() >= 3
+    # once enough of its compounds are in training, 'rare' is a class again
+    _relabel_rare(data, rare, extra=train[1:3], only=only_test + only_train)
+    assert "rare" in make_moa_task(data, maps, split="random", seed=0, min_per_class=3).classes
+
+
+def test_signature_classes_are_counted_on_training_signatures_compounds() -> None:
+    data, maps = toy_graph(n_cells=5)
+    rare = maps.keys["MoA"].index("rare")
+    comp, cells = signature_compounds(data), signature_cells(data)
+    # Every signature's compound has an MoA label: the split is the cell-line split of all signatures.
+    expected = cell_line_split(torch.arange(comp.numel()), cells, seed=0, cell_keys=maps.keys["CellLine"])
+    train_comp = set(comp[expected.train].tolist())
+    test_only = sorted(set(comp[expected.test].tolist()) - train_comp - set(comp[expected.val].tolist()))
+    assert len(test_only) >= 3  # compounds whose every signature is in a test cell line
+    # 'rare' on 3 test-only compounds (alone) and 2 training compounds: 5 overall, 2 in training
+    _relabel_rare(data, rare, extra=sorted(train_comp)[:2], only=test_only[:3])
+    task = make_signature_task(data, maps, split="cell_line", seed=0, min_per_class=3)
+    assert_no_leakage(task)
+    assert "rare" not in task.classes and "rare" in moa_labels(data, maps, min_per_class=3)[1]
+    dropped = torch.isin(comp, torch.tensor(test_only[:3]))
+    gone = set(dropped.nonzero().view(-1).tolist())
+    assert set(task.split.test.tolist()) == set(expected.test.tolist()) - gone
+    assert task.split.meta["n_dropped_no_class"] == [0, 0, int(dropped.sum())]
+    assert task.y[task.split.test].sum(1).min() >= 1
+    assert task.split.meta["test_cells"] == sorted(maps.keys["CellLine"][c]
+                                                   for c in cells[task.split.test].unique().tolist())
+
+
+@pytest.mark.parametrize("split", ["random", "scaffold", "cluster"])
 @pytest.mark.parametrize("setting", ["phenotype", "known_targets"])
 def test_moa_task_no_held_out_label_in_graph(split: str, setting: str) -> None:
     data, maps = toy_graph()
@@ -258,7 +389,7 @@ def test_moa_task_no_held_out_label_in_graph(split: str, setting: str) -> None:
         data["Signature", "UPREGULATES", "Gene"].edge_attr.size(0)
 
 
-@pytest.mark.parametrize("split", ["random", "scaffold"])
+@pytest.mark.parametrize("split", ["random", "scaffold", "cluster"])
 @pytest.mark.parametrize("setting", ["phenotype", "known_targets"])
 def test_target_task_no_held_out_pair_in_graph(split: str, setting: str) -> None:
     data, maps = toy_graph()
@@ -335,6 +466,10 @@ def test_scaffold_split_needs_smiles() -> None:
         make_moa_task(data, maps, split="scaffold")
     task = make_moa_task(data, maps, split="scaffold", smiles=toy_graph()[1].smiles)
     assert isinstance(task, MoATask) and task.split.method == "scaffold"
+    with pytest.raises(ValueError, match="a cluster split needs compound SMILES"):
+        make_target_task(data, maps, split="cluster")
+    task = make_target_task(data, maps, split="cluster", smiles=toy_graph()[1].smiles, cluster_threshold=0.5)
+    assert task.split.method == "cluster" and task.split.meta["threshold"] == 0.5
     assert isinstance(make_target_task(data, maps), TargetTask)
 
 
@@ -354,12 +489,7 @@ def test_demo_graph_tasks_match_cypher_counts_and_do_not_leak(conn: Neo4jConnect
     by_id = {r["id"]: r["smiles"] for r in rows}
     smiles = [by_id.get(k) for k in maps.keys["Compound"]]
     k = 5
-    classes = conn.query(
-        "MATCH (m:MoA)<-[:HAS_MOA]-(c:Compound) WITH m, count(DISTINCT c) AS n WHERE n >= $k "
-        "RETURN collect(m.name) AS names", k=k)[0]["names"]
-    counts = conn.query(
-        "MATCH (m:MoA)<-[:HAS_MOA]-(c:Compound) WHERE m.name IN $names "
-        "RETURN count(DISTINCT c) AS compounds, count(DISTINCT [c.id, m.name]) AS pairs", names=classes)[0]
+    n_with_moa = conn.query("MATCH (c:Compound)-[:HAS_MOA]->(:MoA) RETURN count(DISTINCT c) AS n")[0]["n"]
     targets = conn.query("MATCH (c:Compound)-[:TARGETS]->(g:Gene) "
                          "RETURN count(DISTINCT c) AS compounds, count(DISTINCT [c.id, g.symbol]) AS pairs"
                          )[0]
@@ -367,10 +497,21 @@ def test_demo_graph_tasks_match_cypher_counts_and_do_not_leak(conn: Neo4jConnect
         moa = make_moa_task(data, maps, split="scaffold", seed=0, min_per_class=k, setting=setting,
                             smiles=smiles)
         assert_no_leakage(moa)
+        s = moa.split
+        # the classes are the MoAs with >= k compounds among the split's training compounds
+        train_ids = [maps.keys["Compound"][i] for i in s.train.tolist()]
+        classes = conn.query(
+            "MATCH (m:MoA)<-[:HAS_MOA]-(c:Compound) WHERE c.id IN $train WITH m, count(DISTINCT c) AS n "
+            "WHERE n >= $k RETURN collect(m.name) AS names", train=train_ids, k=k)[0]["names"]
+        counts = conn.query(
+            "MATCH (m:MoA)<-[:HAS_MOA]-(c:Compound) WHERE m.name IN $names "
+            "RETURN count(DISTINCT c) AS compounds, count(DISTINCT [c.id, m.name]) AS pairs",
+            names=classes)[0]
         assert sorted(moa.classes) == sorted(classes) and len(classes) >= 5
         assert int(moa.labelled.sum()) == counts["compounds"] and int(moa.y.sum()) == counts["pairs"]
-        s = moa.split
         assert s.train.numel() + s.val.numel() + s.test.numel() == counts["compounds"] and s.test.numel() > 0
+        # the split was made over every compound with an MoA; those without a kept class left it
+        assert sum(s.meta["n_dropped_no_class"]) == n_with_moa - counts["compounds"]
         scaf = {p: {murcko_scaffold(smiles[i]) or f"none{i}" for i in getattr(s, p).tolist()}
                 for p in ("train", "test")}
         assert not scaf["train"] & scaf["test"]

@@ -74,6 +74,8 @@ def test_every_config_field_is_a_train_option() -> None:
     (["--label-noise", "1.5"], "--label-noise rates must be in [0, 1)"),
     (["--setting", "all"], "--setting must be"),
     (["--hidden", "30", "--heads", "4", "--model", "hgt"], "--heads 4 must be >= 1 and divide --hidden 30"),
+    (["--split", "cluster", "--cluster-threshold", "1.0"], "--cluster-threshold is a distance 1 - Tanimoto"),
+    (["--split", "stratified"], "--split must be one of random, scaffold, cluster, cell_line"),
 ])
 def test_train_rejects_bad_arguments_in_one_line(args: list[str], message: str) -> None:
     result = CliRunner().invoke(_train_app(), ["train", *args])
@@ -125,6 +127,7 @@ def test_repeated_list_options(monkeypatch: pytest.MonkeyPatch) -> None:
     [cfg] = cap.configs
     assert cfg.seeds == (0, 1) and cfg.label_noise == (0.1, 0.2) and cfg.models == ("sage", "hgt")
     assert cfg.settings == ("phenotype",) and cfg.num_neighbors == (4, 2) and cfg.baselines is False
+    assert cfg.split == "scaffold"  # the default: a random split puts analogues of test compounds in training
     # everything not given keeps the config class's default
     assert cfg == TrainConfig(seeds=(0, 1), label_noise=(0.1, 0.2), models=("sage", "hgt"),
                               settings=("phenotype",), num_neighbors=(4, 2), baselines=False)
@@ -135,12 +138,13 @@ def test_config_file_with_flags_overriding_it(monkeypatch: pytest.MonkeyPatch, t
     toml = tmp_path / "train.toml"
     toml.write_text('models = ["rgcn"]\nseeds = [3, 4]\nepochs = 40\nlr = 0.01\nbaselines = false\n'
                     'settings = ["known_targets"]\n')
-    args = ["train", "--config", str(toml), "--epochs", "7", "--seeds", "9"]
+    args = ["train", "--config", str(toml), "--epochs", "7", "--seeds", "9", "--split", "cluster",
+            "--cluster-threshold", "0.5"]
     result = CliRunner().invoke(_train_app(), args)
     assert result.exit_code == 0, result.output
     [cfg] = cap.configs
     assert cfg == TrainConfig(models=("rgcn",), seeds=(9,), epochs=7, lr=0.01, baselines=False,
-                              settings=("known_targets",))
+                              settings=("known_targets",), split="cluster", cluster_threshold=0.5)
     # an option left out keeps the file's value, not the default
     assert build_config(toml, {"epochs": None, "lr": None}).lr == 0.01
 
@@ -184,8 +188,9 @@ def test_train_on_demo_graph_beats_prior_and_writes_back(
     data, maps = export_heterodata(conn, cache_dir=tmp_path / "cache", progress=False)
 
     # 1. Python API: the GNN against every baseline on the same split.
-    cfg = TrainConfig(task="moa", models=("sage",), settings=("phenotype",), seeds=(0,), epochs=20,
-                      lr=5e-3, hidden=32, baseline_epochs=30, out=tmp_path / "runs", write=False)
+    # random split: MIN_MARGIN_OVER_PRIOR was measured on it
+    cfg = TrainConfig(task="moa", models=("sage",), split="random", settings=("phenotype",), seeds=(0,),
+                      epochs=20, lr=5e-3, hidden=32, baseline_epochs=30, out=tmp_path / "runs", write=False)
     res = run_experiment(conn, cfg, data, maps, log=lambda _: None)
     gnn = res.results[("phenotype", "sage", 0)].metrics["micro_auprc"]
     prior = res.baselines[("phenotype", "frequency_prior", 0)]["metrics"]["micro_auprc"]
@@ -199,9 +204,9 @@ def test_train_on_demo_graph_beats_prior_and_writes_back(
 
     # 2. The CLI end to end, twice: the same run id, the same counts (idempotent write-back).
     monkeypatch.setenv("MOAKG_HOME", str(tmp_path / "home"))
-    args = ["train", "--task", "moa", "--model", "sage", "--setting", "both", "--seeds", "0", "--epochs", "8",
-            "--hidden", "16", "--lr", "5e-3", "--top-k", "3", "--baseline-epochs", "10",
-            "--out", str(tmp_path / "cli-runs")]
+    args = ["train", "--task", "moa", "--model", "sage", "--split", "random", "--setting", "both",
+            "--seeds", "0", "--epochs", "8", "--hidden", "16", "--lr", "5e-3", "--top-k", "3",
+            "--baseline-epochs", "10", "--out", str(tmp_path / "cli-runs")]
     first = CliRunner().invoke(_train_app(), args)
     assert first.exit_code == 0, first.output
     assert "frequency_prior" in first.output and "gnn:sage" in first.output
@@ -216,8 +221,9 @@ def test_train_on_demo_graph_beats_prior_and_writes_back(
         assert r["data_version"] == sorted(x["id"] for x in conn.query(
             "MATCH (i:IngestRun {status: 'completed'}) RETURN i.id AS id"))
         assert json.loads(r["config"])["hidden"] == 16 and Path(r["checkpoint"]).is_dir()
-        assert run_config(r) == TrainConfig(models=("sage",), seeds=(0,), epochs=8, hidden=16, lr=5e-3,
-                                            top_k=3, baseline_epochs=10, out=tmp_path / "cli-runs")
+        assert run_config(r) == TrainConfig(models=("sage",), split="random", seeds=(0,), epochs=8,
+                                            hidden=16, lr=5e-3, top_k=3, baseline_epochs=10,
+                                            out=tmp_path / "cli-runs")
         assert "frequency_prior" in json.loads(r["baselines"]) and r["test_micro_auprc"] > 0
         assert prediction_counts(conn, r["id"])["PREDICTED_MOA"] == 3 * n_test
     # Every predicted compound has exactly ranks 1..k per run.
