@@ -1,18 +1,23 @@
 """Non-graph baselines, run on exactly the split of the task they are compared with.
 
-MoA (and signature-level MoA): frequency prior, Tanimoto nearest neighbours on fingerprints, an MLP on
-fingerprints, logistic regression and an MLP on consensus signatures (trained on compounds with
-signatures; scored on every test compound, those without a signature getting the frequency prior, as
-``note`` says, so that every baseline is scored on the GNN's test rows), and the shuffled-drug
-ablation (signatures reassigned among compounds, then the same MLP): if it scores like the real
-signature MLP, the signatures carry no compound-specific MoA information. Targets: the same, plus
-the gene-degree link score. Each baseline returns scores for its evaluation rows and is scored with
-:mod:`moakg.gnn.metrics`.
+MoA (and signature-level MoA): frequency prior, nearest neighbours on fingerprints (Tanimoto), on
+consensus signatures (Pearson) and on both (fused), an MLP on fingerprints, logistic regression and an
+MLP on consensus signatures (trained on compounds with signatures; scored on every test compound, those
+without a signature getting the frequency prior, as ``note`` says, so that every baseline is scored on
+the GNN's test rows), and the shuffled-drug ablation (signatures reassigned among compounds, then the
+same MLP): if it scores like the real signature MLP, the signatures carry no compound-specific MoA
+information. Targets: the same, plus the gene-degree link score. Each baseline returns scores for its
+evaluation rows and is scored with :mod:`moakg.gnn.metrics`.
+
+The GNN picks its epoch on the validation split; the kNN baselines get the same budget: their ``k``
+and shrinkage towards the prior are chosen on the validation rows (neighbours from the training rows
+only, test labels never read), see :func:`tune_knn`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -21,10 +26,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from moakg.gnn.metrics import moa_metrics, target_metrics
+from moakg.gnn.metrics import average_precision, moa_metrics, target_metrics
 from moakg.gnn.tasks import COMPOUND, GENE, SIGNATURE, MoATask, SignatureTask, TargetTask
 
 AnyTask = MoATask | TargetTask | SignatureTask
+
+KNN_KS: tuple[int, ...] = tuple(range(1, 21))
+"""Neighbour counts :func:`tune_knn` tries."""
+KNN_SHRINKS: tuple[float, ...] = (0.0, 0.1, 0.3)
+"""Shrinkages towards the training prior :func:`tune_knn` tries."""
+KNN_DEFAULT: tuple[int, float] = (5, 0.0)
+"""``(k, shrink)`` when there is nothing to tune on (no validation row or no defined validation score)."""
+_W_FLOOR = 1e-6
 
 
 @dataclass
@@ -37,7 +50,9 @@ class BaselineResult:
         n_eval: number of evaluated rows (test compounds / signatures it could score).
         scores: ``[n_eval, C]`` probabilities (or ``[n_eval, n_genes]`` target scores).
         eval_idx: long ``[n_eval]`` node indices of the rows of ``scores``.
-        note: e.g. how many rows fell back to the prior.
+        note: e.g. how many rows fell back to the prior; tuned baselines: the chosen settings.
+        params: settings chosen on the validation split (kNN: ``k``, ``shrink``, ``val`` = their
+            validation score); empty for untuned baselines.
     """
 
     name: str
@@ -46,6 +61,7 @@ class BaselineResult:
     scores: Tensor = field(repr=False)
     eval_idx: Tensor = field(repr=False)
     note: str = ""
+    params: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,15 +111,88 @@ def tanimoto(a: Tensor, b: Tensor) -> Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
 
 
-def tanimoto_knn(fp_query: Tensor, fp_train: Tensor, y_train: Tensor, k: int = 5) -> Tensor:
-    """``[n, C]``: similarity-weighted mean of the labels of the ``k`` most similar training compounds.
+def pearson(a: Tensor, b: Tensor) -> Tensor:
+    """Pearson correlation ``[n, m]`` of the rows of ``a`` ``[n, D]`` and ``b`` ``[m, D]`` (over the D dims).
 
-    A tiny floor on the weights keeps the mean defined when every neighbour has similarity 0.
+    ``r_ij = <a_i - mean(a_i), b_j - mean(b_j)> / (|a_i - mean(a_i)| |b_j - mean(b_j)|)``, the usual
+    similarity of L1000 profiles (CMap compares signatures by correlation). A constant row has no
+    defined correlation and gets 0.
     """
-    sim = tanimoto(fp_query, fp_train)
-    top, idx = sim.topk(min(k, fp_train.size(0)), dim=1)
-    w = top + 1e-6
-    return (w.unsqueeze(2) * y_train.float()[idx]).sum(1) / w.sum(1, keepdim=True)
+    def unit(x: Tensor) -> Tensor:
+        x = x.float() - x.float().mean(1, keepdim=True)
+        norm = x.norm(dim=1, keepdim=True)
+        return torch.where(norm > 0, x / norm.clamp(min=1e-12), torch.zeros_like(x))
+
+    return (unit(a) @ unit(b).T).clamp(-1.0, 1.0)
+
+
+def knn_scores(sim: Tensor, y_train: Tensor, k: int, prior: Tensor | None = None,
+               shrink: float = 0.0) -> Tensor:
+    """``[n, C]`` k-nearest-neighbour scores from a query x training similarity ``sim`` ``[n, m]``.
+
+    ``s_i = (1 - a) * sum_{j in N_k(i)} w_ij y_j / sum_{j in N_k(i)} w_ij + a * p`` where ``N_k(i)``
+    are the ``k`` training rows most similar to query ``i`` (``torch.topk``; ties as it breaks them),
+    ``w_ij = max(sim_ij, 0) + 1e-6``, ``p`` the training prior (``prior``, default the label
+    frequencies of ``y_train``) and ``a = shrink``. Negative similarities (anti-correlated profiles)
+    weigh only the floor: they are evidence against, not for, sharing labels. The floor keeps the mean
+    defined when every neighbour has similarity 0. Shrinking towards ``p`` tempers a small ``k``'s
+    overconfident 0/1 scores (which matter for pooled AUPRC across rows).
+
+    ``nan`` in ``sim`` marks a pair without a similarity (one side lacks the input): such a training
+    row is never a neighbour (weight 0); a query row without any gets ``p``.
+    """
+    p = (y_train.float().mean(0) if prior is None else prior.float()).reshape(1, -1)
+    n, m = sim.shape
+    if m == 0 or k < 1:
+        return p.expand(n, -1).clone()
+    defined = ~torch.isnan(sim)
+    top, idx = torch.where(defined, sim, -math.inf).topk(min(k, m), dim=1)
+    w = torch.where(torch.isfinite(top), top.clamp(min=0) + _W_FLOOR, torch.zeros_like(top))
+    den = w.sum(1, keepdim=True)
+    mean = (w.unsqueeze(2) * y_train.float()[idx]).sum(1) / den.clamp(min=_W_FLOOR)
+    mean = torch.where(den > 0, mean, p)
+    if shrink == 0.0:
+        return mean
+    return (1.0 - shrink) * mean + shrink * p
+
+
+def tanimoto_knn(fp_query: Tensor, fp_train: Tensor, y_train: Tensor, k: int = 5) -> Tensor:
+    """:func:`knn_scores` on the :func:`tanimoto` similarity of fingerprints (no shrinkage)."""
+    return knn_scores(tanimoto(fp_query, fp_train), y_train, k)
+
+
+@dataclass
+class KnnChoice:
+    """What :func:`tune_knn` chose: ``k``, ``shrink`` and their validation score (nan: untuned)."""
+
+    k: int
+    shrink: float
+    val: float
+
+    @property
+    def tuned(self) -> bool:
+        return not math.isnan(self.val)
+
+
+def tune_knn(sim_val: Tensor, y_train: Tensor, prior: Tensor, val_score: Callable[[Tensor], float],
+             ks: Sequence[int] = KNN_KS, shrinks: Sequence[float] = KNN_SHRINKS) -> KnnChoice:
+    """Grid search of ``(k, shrink)`` for :func:`knn_scores` on the validation rows.
+
+    ``sim_val`` ``[n_val, n_train]`` compares validation rows with training rows only, and ``val_score``
+    reads validation labels only, so the choice never sees a test label (the budget the GNN gets when
+    it picks its epoch on validation). Maximises ``val_score`` (nan counts as worst); ties keep the
+    first in ``ks`` x ``shrinks`` order, i.e. the smaller ``k`` and shrinkage. Without any defined
+    score (no validation row, no validation pair) returns :data:`KNN_DEFAULT` with ``val`` nan.
+    """
+    best = KnnChoice(*KNN_DEFAULT, math.nan)
+    if sim_val.size(0) == 0:
+        return best
+    for k in ks:
+        for a in shrinks:
+            value = float(val_score(knn_scores(sim_val, y_train, k, prior, a)))
+            if value > best.val or (math.isnan(best.val) and not math.isnan(value)):
+                best = KnnChoice(int(k), float(a), value)
+    return best
 
 
 class MLP(nn.Module):
@@ -185,12 +274,90 @@ def gene_degree(graph: object) -> Tensor:
 
 
 # --------------------------------------------------------------------------------------------- runner
-def _score(task: AnyTask, scores: Tensor, rows: Tensor) -> dict[str, float]:
+def _score(task: AnyTask, scores: Tensor, rows: Tensor, part: str = "test") -> dict[str, float]:
+    """Metrics of ``scores`` for ``rows`` (targets: the ``part`` pairs of those rows, training pairs
+    filtered)."""
     if isinstance(task, TargetTask):
-        test = task.pos["test"]
-        keep = torch.isin(test[0], rows)
-        return target_metrics(scores, test[:, keep], compounds=rows, known=task.pos["train"])
+        pairs = task.pos[part]
+        keep = torch.isin(pairs[0], rows)
+        return target_metrics(scores, pairs[:, keep], compounds=rows, known=task.pos["train"])
     return moa_metrics(task.y[rows], scores)
+
+
+def _val_score(task: AnyTask, v: LabelView) -> tuple[str, Callable[[Tensor], float]]:
+    """The headline metric on the validation rows ``v.val``, as a function of their ``[n_val, C]`` scores.
+
+    Targets: filtered MRR of the validation pairs (training pairs filtered, as for test). MoA: micro
+    AUPRC, computed as :func:`moa_metrics` computes its ``micro_auprc`` (``average_precision`` over all
+    entries) without the per-class scores it would also compute (~20x the time, 60 times per kNN).
+    """
+    if isinstance(task, TargetTask):
+        return "mrr", lambda s: _score(task, s, v.val, "val")["mrr"]
+    y_val = task.y[v.val]
+    return "micro_auprc", lambda s: average_precision(y_val, s)
+
+
+SimFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def _masked(sim: Tensor, ok_q: Tensor, ok_t: Tensor) -> Tensor:
+    """``sim`` with ``nan`` where the query or the training row lacks the input."""
+    return torch.where(ok_q.unsqueeze(1) & ok_t.unsqueeze(0), sim, torch.full_like(sim, math.nan))
+
+
+def _knn_inputs(g: object, n_rows: int) -> list[tuple[str, SimFn, Tensor, str]]:
+    """``(name, sim(query_idx, train_idx), usable rows, what rows lack)`` of each kNN baseline of ``g``.
+
+    ``tanimoto_knn``: Tanimoto of fingerprints (compounds with a structure). ``signature_knn``: Pearson
+    correlation of the consensus z-vectors (compounds with a signature). ``fused_knn``: the mean of the
+    two where both are defined for a pair, else whichever is (Tanimoto lies in [0, 1], the correlation
+    in [-1, 1]; both are 1 for identical inputs, so the mean keeps "most similar" meaning the same).
+    """
+    node = g[COMPOUND]
+    sims: dict[str, tuple[SimFn, Tensor]] = {}
+    if "fp" in node:
+        fp = node.fp
+        has = node.get("has_structure", torch.ones(n_rows, dtype=torch.bool)).bool()
+        sims["structure"] = (lambda q, t: _masked(tanimoto(fp[q], fp[t]), has[q], has[t]), has)
+    z, has_sig = node.get("z"), node.get("has_signature")
+    if z is not None and has_sig is not None:
+        hs = has_sig.bool()
+        sims["a signature"] = (lambda q, t: _masked(pearson(z[q], z[t]), hs[q], hs[t]), hs)
+    out = [(name, *sims[lack], lack) for name, lack in (("tanimoto_knn", "structure"),
+                                                         ("signature_knn", "a signature")) if lack in sims]
+    if len(sims) == 2:
+        (s_fp, ok_fp), (s_sig, ok_sig) = sims["structure"], sims["a signature"]
+        out.append(("fused_knn", lambda q, t: torch.stack([s_fp(q, t), s_sig(q, t)]).nanmean(0),
+                    ok_fp | ok_sig, "structure or a signature"))
+    return out
+
+
+def knn_baselines(task: AnyTask, ks: Sequence[int] = KNN_KS,
+                  shrinks: Sequence[float] = KNN_SHRINKS) -> list[BaselineResult]:
+    """``tanimoto_knn``, ``signature_knn``, ``fused_knn`` (those whose inputs the graph has) of a
+    compound-level task, each tuned on validation by :func:`tune_knn` and scored on every test row.
+
+    Neighbours are the training rows that have the baseline's input; validation and test rows are
+    scored alike, a row without the input (no neighbour) getting the training frequency prior. The
+    chosen ``k`` / shrinkage are in ``params`` and ``note``. Signature-level tasks get none.
+    """
+    v = label_view(task)
+    if v.node_type != COMPOUND or v.test.numel() == 0:
+        return []
+    prior = frequency_prior(v.y(v.train), 1)[0]
+    metric, val_score = _val_score(task, v)
+    out = []
+    for name, sim, ok, lack in _knn_inputs(task.graph, v.n_rows):
+        tr = v.train[ok[v.train]]
+        y_tr = v.y(tr)
+        choice = tune_knn(sim(v.val, tr), y_tr, prior, val_score, ks, shrinks)
+        scores = knn_scores(sim(v.test, tr), y_tr, choice.k, prior, choice.shrink)
+        how = f"val {metric} {choice.val:.3f}" if choice.tuned else "untuned: no validation score"
+        note = (f"k={choice.k}, shrink={choice.shrink:g} ({how}); "
+                f"{int((~ok[v.test]).sum())} test rows without {lack} use the prior")
+        out.append(BaselineResult(name, _score(task, scores, v.test), int(v.test.numel()), scores, v.test,
+                                  note, {"k": float(choice.k), "shrink": choice.shrink, "val": choice.val}))
+    return out
 
 
 def _feature_baselines(task: AnyTask, v: LabelView, name: str, x: Tensor, ok: Tensor, seed: int,
@@ -206,14 +373,16 @@ def _feature_baselines(task: AnyTask, v: LabelView, name: str, x: Tensor, ok: Te
     return scores, te, f"{tr.numel()} train rows with features"
 
 
-def run_baselines(task: AnyTask, seed: int = 0, k: int = 5, epochs: int = 200, hidden: int = 256,
-                  device: str | torch.device = "cpu") -> list[BaselineResult]:
+def run_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, hidden: int = 256,
+                  device: str | torch.device = "cpu", ks: Sequence[int] = KNN_KS,
+                  shrinks: Sequence[float] = KNN_SHRINKS) -> list[BaselineResult]:
     """Every baseline that applies to ``task``, on ``task.split``, scored on its test rows.
 
-    MoA / target tasks: ``frequency_prior``, (targets: ``degree``), ``tanimoto_knn``, ``fp_mlp`` (rows
-    without a structure get the prior), ``sig_logreg``, ``sig_mlp``, ``shuffled_sig_mlp`` (rows without a
-    signature get the prior). Signature tasks: ``frequency_prior``, ``sig_logreg``, ``sig_mlp``,
-    ``shuffled_sig_mlp`` on the signature profiles.
+    MoA / target tasks: ``frequency_prior``, (targets: ``degree``), ``tanimoto_knn``, ``signature_knn``,
+    ``fused_knn`` (:func:`knn_baselines`, ``k`` in ``ks`` and shrinkage in ``shrinks`` chosen on
+    validation), ``fp_mlp`` (rows without a structure get the prior), ``sig_logreg``, ``sig_mlp``,
+    ``shuffled_sig_mlp`` (rows without a signature get the prior). Signature tasks: ``frequency_prior``,
+    ``sig_logreg``, ``sig_mlp``, ``shuffled_sig_mlp`` on the signature profiles.
     """
     v = label_view(task)
     g = task.graph
@@ -230,14 +399,11 @@ def run_baselines(task: AnyTask, seed: int = 0, k: int = 5, epochs: int = 200, h
     if isinstance(task, TargetTask):
         add("degree", gene_degree(g).unsqueeze(0).expand(v.test.numel(), -1).clone(), v.test,
             "gene degree in the training graph")
+    out.extend(knn_baselines(task, ks, shrinks))
     if v.node_type == COMPOUND and "fp" in g[COMPOUND]:
         fp = g[COMPOUND].fp
         has = g[COMPOUND].get("has_structure", torch.ones(v.n_rows, dtype=torch.bool)).bool()
-        tr = v.train[has[v.train]]
         te_ok = has[v.test]
-        knn = prior.clone()
-        knn[te_ok] = tanimoto_knn(fp[v.test[te_ok]], fp[tr], v.y(tr), k)
-        add("tanimoto_knn", knn, v.test, f"{int((~te_ok).sum())} test rows without structure use the prior")
         mlp_scores, rows, _ = _feature_baselines(task, v, "fp_mlp", fp, has, seed, epochs, device, hidden,
                                                  False)
         fp_mlp = prior.clone()

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import re
+
 import pytest
 import torch
 from test_gnn_tasks import toy_graph
 
-from moakg.gnn.baselines import BaselineResult, gene_degree, run_baselines, tanimoto, tanimoto_knn
+from moakg.gnn.baselines import (
+    KNN_DEFAULT,
+    KNN_KS,
+    KNN_SHRINKS,
+    BaselineResult,
+    frequency_prior,
+    gene_degree,
+    knn_baselines,
+    knn_scores,
+    pearson,
+    run_baselines,
+    tanimoto,
+    tanimoto_knn,
+    tune_knn,
+)
+from moakg.gnn.metrics import moa_metrics
 from moakg.gnn.noise import flip_labels, flip_labels_report, target_sharing
 from moakg.gnn.tasks import make_moa_task, make_signature_task, make_target_task
+
+KNN_NAMES = ("tanimoto_knn", "signature_knn", "fused_knn")
 
 
 def _by_name(results: list[BaselineResult]) -> dict[str, BaselineResult]:
@@ -22,6 +43,31 @@ def test_tanimoto_hand_values() -> None:
     y = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     knn = tanimoto_knn(a[:1], b, y, k=2)  # weights 1/3 and 1: (1/3 * [1, 0] + [0, 1]) / (4/3)
     assert torch.allclose(knn, torch.tensor([[0.25, 0.75]]), atol=1e-5)
+
+
+def test_pearson_and_knn_scores_hand_values() -> None:
+    a = torch.tensor([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])
+    b = torch.tensor([[2.0, 4.0, 6.0], [3.0, 2.0, 1.0], [1.0, 3.0, 2.0]])
+    r = pearson(a, b)
+    assert torch.allclose(r[0], torch.tensor([1.0, -1.0, 0.5]), atol=1e-6)
+    assert torch.equal(r[1], torch.zeros(3))  # a constant profile has no correlation
+    y = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    prior = torch.tensor([0.5, 0.5])
+    # a negative correlation is ranked but weighs only the floor; shrink 0.1 blends in the prior
+    s = knn_scores(r[:1], y, k=2, prior=prior, shrink=0.1)
+    w1, w3 = 1.0 + 1e-6, 0.5 + 1e-6
+    mean = (w1 * y[0] + w3 * y[2]) / (w1 + w3)
+    assert torch.allclose(s[0], 0.9 * mean + 0.1 * prior, atol=1e-6)
+    # k=3, class 1: the anti-correlated b[1] (weight 1e-6) and b[2] (0.5 + 1e-6) carry it, b[0] does not
+    expected = (0.5 + 2e-6) / (1.5 + 3e-6)
+    assert knn_scores(r[:1], y, k=3)[0, 1].item() == pytest.approx(expected, abs=1e-7)
+    # nan pairs (an input missing on one side) are never neighbours; a row with none gets the prior
+    sim = torch.tensor([[math.nan, 0.2, math.nan], [math.nan] * 3])
+    s = knn_scores(sim, y, k=3, prior=prior, shrink=0.3)
+    assert torch.allclose(s, torch.stack([0.7 * y[1] + 0.3 * prior, prior]), atol=1e-6)
+    # nothing to tune on: the defaults, with an undefined validation score
+    choice = tune_knn(torch.zeros(0, 3), y, prior, lambda sc: 1.0)
+    assert (choice.k, choice.shrink) == KNN_DEFAULT and not choice.tuned
 
 
 def test_fingerprint_baselines_beat_the_prior_when_labels_follow_fingerprints() -> None:
@@ -41,6 +87,10 @@ def test_fingerprint_baselines_beat_the_prior_when_labels_follow_fingerprints() 
     assert n_without > 0 and res["sig_mlp"].n_eval == task.split.test.numel()
     assert res["sig_mlp"].note == f"{n_without} test rows without a signature use the prior"
     assert res["sig_mlp"].metrics["micro_auprc"] < res["fp_mlp"].metrics["micro_auprc"] - 0.2
+    # nearest neighbours: structure finds the classes, signatures do not; fusing keeps structure's lead
+    knn = {name: res[name].metrics["micro_auprc"] for name in KNN_NAMES}
+    assert knn["tanimoto_knn"] > knn["signature_knn"] + 0.3, knn
+    assert knn["fused_knn"] > knn["signature_knn"] + 0.3, knn
 
 
 def test_shuffled_drug_ablation_loses_to_the_signature_model() -> None:
@@ -52,6 +102,82 @@ def test_shuffled_drug_ablation_loses_to_the_signature_model() -> None:
     assert sig["top1_acc"] > 0.8 and res["sig_logreg"].metrics["top1_acc"] > 0.8
     assert res["sig_mlp"].n_eval == res["shuffled_sig_mlp"].n_eval  # the same rows
     assert shuf["micro_auprc"] < res["frequency_prior"].metrics["micro_auprc"] + 0.15
+    # nearest neighbours: signatures find the classes, fingerprints (noise here) do not
+    knn = {name: res[name].metrics["micro_auprc"] for name in (*KNN_NAMES, "frequency_prior")}
+    assert knn["signature_knn"] > knn["tanimoto_knn"] + 0.3, knn
+    assert knn["signature_knn"] > knn["frequency_prior"] + 0.3, knn
+    assert knn["fused_knn"] > knn["tanimoto_knn"] + 0.3, knn
+    assert res["signature_knn"].metrics["top1_acc"] > 0.8
+    assert all(res[name].n_eval == task.split.test.numel() for name in KNN_NAMES)  # the GNN's test rows
+
+
+def test_knn_choice_and_scores_reproduce_from_validation_and_every_test_row_is_scored() -> None:
+    data, maps = toy_graph(n_compounds=180, signal="signature")
+    task = make_moa_task(data, maps, split="random", seed=1)
+    res = _by_name(knn_baselines(task))
+    assert set(res) == set(KNN_NAMES)
+    g, s = task.graph["Compound"], task.split
+    has_sig = g.has_signature.bool()
+    prior = frequency_prior(task.y[s.train], 1)[0]
+    for r in res.values():
+        k, shrink = int(r.params["k"]), r.params["shrink"]
+        assert k in KNN_KS and 1 <= k <= 20 and shrink in KNN_SHRINKS
+        assert re.match(rf"k={k}, shrink={shrink:g} \(val micro_auprc {r.params['val']:.3f}\); ", r.note)
+        assert torch.equal(r.eval_idx, s.test)
+    # Redo signature_knn by hand: neighbours are the training compounds with a signature, rows without
+    # one get the prior; the recorded validation score is moa_metrics' micro AUPRC of the chosen setting.
+    r = res["signature_knn"]
+    k, shrink = int(r.params["k"]), r.params["shrink"]
+    tr = s.train[has_sig[s.train]]
+
+    def by_hand(rows: torch.Tensor) -> torch.Tensor:
+        out = knn_scores(pearson(g.z[rows], g.z[tr]), task.y[tr], k, prior, shrink)
+        out[~has_sig[rows]] = prior
+        return out
+
+    assert math.isclose(moa_metrics(task.y[s.val], by_hand(s.val))["micro_auprc"], r.params["val"],
+                        rel_tol=1e-9)
+    assert torch.allclose(r.scores, by_hand(s.test), atol=1e-6)
+    n_without = int((~has_sig[s.test]).sum())
+    assert n_without > 0 and r.note.endswith(f"; {n_without} test rows without a signature use the prior")
+    assert torch.allclose(r.scores[~has_sig[s.test]], prior.expand(n_without, -1))
+
+
+def test_knn_tuning_never_reads_test_labels() -> None:
+    """Scrambling the test labels leaves every choice and every score as it was (only the test metric
+    moves); scrambling the validation labels does move the validation score the choice is made on."""
+    data, maps = toy_graph(n_compounds=180, signal="both")
+    task = make_moa_task(data, maps, split="random", seed=0)
+    s = task.split
+    gen = torch.Generator().manual_seed(0)
+
+    def scrambled(rows: torch.Tensor) -> torch.Tensor:
+        y = task.y.clone()
+        y[rows] = y[rows][torch.randperm(rows.numel(), generator=gen)]
+        return y
+
+    base = _by_name(knn_baselines(task))
+    other = _by_name(knn_baselines(dataclasses.replace(task, y=scrambled(s.test))))
+    moved_val = _by_name(knn_baselines(dataclasses.replace(task, y=scrambled(s.val))))
+    for name in KNN_NAMES:
+        assert base[name].params == other[name].params, name
+        assert torch.equal(base[name].scores, other[name].scores), name
+        assert base[name].metrics["micro_auprc"] > other[name].metrics["micro_auprc"] + 0.2, name
+        assert moved_val[name].params["val"] < base[name].params["val"] - 0.2, name
+    # the target task: replacing the held-out test pairs by random genes changes nothing but the metric
+    data, maps = toy_graph(n_compounds=150, signal="fingerprint")
+    ttask = make_target_task(data, maps, split="random", seed=0)
+    test = ttask.pos["test"]
+    fake = torch.stack([test[0], torch.randint(0, ttask.n_genes, (test.size(1),), generator=gen)])
+    ks = range(1, 11)  # half the grid: the target metric ranks all genes, 60 x 3 of them would be slow
+    tbase = _by_name(knn_baselines(ttask, ks=ks))
+    tother = _by_name(knn_baselines(dataclasses.replace(ttask, pos={**ttask.pos, "test": fake}), ks=ks))
+    for name in KNN_NAMES:
+        assert tbase[name].params == tother[name].params, name
+        assert torch.equal(tbase[name].scores, tother[name].scores), name
+        assert tbase[name].note.startswith(f"k={int(tbase[name].params['k'])}, shrink="), name
+        assert " (val mrr " in tbase[name].note
+    assert tbase["tanimoto_knn"].metrics["mrr"] > tother["tanimoto_knn"].metrics["mrr"] + 0.2
 
 
 def test_signature_task_baselines_on_unseen_cell_lines() -> None:
