@@ -3,7 +3,9 @@
     from moakg.gnn.config import TrainConfig
     from moakg.gnn.run import run_experiment
     result = run_experiment(conn, TrainConfig(task="moa", models=("sage", "hgt"), seeds=(0, 1, 2)))
-    print(result.table)                 # GNNs next to the baselines, mean ± std over seeds
+    print(result.table)                 # GNNs next to the baselines, mean ± std over seeds, ci95
+    print(result.comparison_table)      # best GNN vs best baseline: paired Wilcoxon, bootstrap CI
+    print(result.strata_table)          # headline metric by similarity to the training compounds
 
 For every setting (``phenotype``, ``known_targets``) and seed the task and its split are made once; each
 GNN and every baseline of :mod:`moakg.gnn.baselines` is trained and scored on that same split. Per
@@ -28,7 +30,15 @@ from moakg.errors import UserError
 from moakg.gnn import tasks
 from moakg.gnn.config import STRUCTURE_SPLITS, TrainConfig
 from moakg.gnn.fit import RunResult
-from moakg.gnn.results import TABLE_METRICS, ExperimentResult, mean_std, save_and_write, table_rows
+from moakg.gnn.results import (
+    TABLE_METRICS,
+    ExperimentResult,
+    evaluation_tables,
+    mean_std,
+    save_and_write,
+    table_rows,
+)
+from moakg.gnn.stats import N_BOOT
 from moakg.gnn.train import train
 from moakg.kg.connection import Neo4jConnection
 from moakg.kg.schema import edge_type
@@ -91,11 +101,14 @@ def run_experiment(
     data: HeteroData | None = None,
     maps: Any = None,
     log: Callable[[str], object] = print,
+    n_boot: int = N_BOOT,
 ) -> ExperimentResult:
     """Run ``cfg`` end to end (export, tasks, GNNs, baselines, noise experiment, write-back).
 
     ``conn`` may be None when ``data``/``maps`` are given and ``cfg.write`` is False (nothing is read
-    from or written to Neo4j then; the scaffold and cluster splits need ``maps.smiles``).
+    from or written to Neo4j then; the scaffold and cluster splits need ``maps.smiles``). ``n_boot``:
+    bootstrap resamples of the ``ci95`` column and the comparison's interval
+    (:func:`~moakg.gnn.results.evaluation_tables`).
     """
     cfg.validate()
     from moakg.gnn.baselines import n_with_signature, run_baselines
@@ -128,10 +141,14 @@ def run_experiment(
                     f"{res.mode})")
             if cfg.baselines:
                 for b in run_baselines(task, seed=seed, epochs=cfg.baseline_epochs, device=cfg.device):
-                    base[(setting, b.name, seed)] = {"metrics": b.metrics, "n_eval": b.n_eval, "note": b.note}
-    table = table_rows(cfg, results, base, n_sig)
+                    base[(setting, b.name, seed)] = {"metrics": b.metrics, "n_eval": b.n_eval, "note": b.note,
+                                                     "scores": b.scores, "eval_idx": b.eval_idx}
+    ev = evaluation_tables(cfg, tasks_by, results, base, n_boot=n_boot)
+    table = table_rows(cfg, results, base, n_sig, ev.ci95)
     noise_table = _noise_experiment(cfg, data, tasks_by, log) if cfg.label_noise else []
-    out = ExperimentResult(cfg, table, noise_table, {}, {}, results, base, data_version=version)
+    out = ExperimentResult(cfg, table, noise_table, {}, {}, results, base, data_version=version, ci95=ev.ci95,
+                           comparison=ev.comparison, comparison_table=ev.comparison_table, strata=ev.strata,
+                           strata_table=ev.strata_table)
     save_and_write(conn, cfg, maps, tasks_by, out)
     return out
 
