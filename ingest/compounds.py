@@ -116,6 +116,16 @@ class CompoundIdentity:
         }
 
 
+    def smiles_props(self, smiles: str | None) -> dict[str, object]:
+        """``smiles`` and ``source_smiles`` (``<InChIKey>|<SMILES>``: the structure behind each key, so
+        that :mod:`moakg.ingest.identity` can give a node the SMILES of its own key whichever source
+        wrote last)."""
+        if not smiles:
+            return {}
+        keyed = [f"{self.source_key}|{smiles}"] if self.source_key else None
+        return {"smiles": smiles, "source_smiles": keyed}
+
+
 class CompoundIndex:
     """Compounds already known (from earlier sources or the graph), to place a source's records on them.
 

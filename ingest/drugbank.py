@@ -390,7 +390,7 @@ class DrugBankAdapter(SourceAdapter):
             row["name"] = rec.name  # the drug with the smallest id names a node several drugs share
         row["synonyms"] = sorted({*row["synonyms"], *rec.synonyms, *([rec.name] if rec.name else [])})
         if has_structure and not row.get("smiles"):
-            row["smiles"] = canonical_smiles(rec.smiles, rec.inchi)
+            row.update(ident.smiles_props(canonical_smiles(rec.smiles, rec.inchi)))
         for k, v in rec.props.items():
             if isinstance(v, list):
                 row[k] = sorted({*row.get(k, []), *v})

@@ -21,7 +21,8 @@ the set of compounds rather than of the order they came in:
    InChIKeys).
 
 Nodes linked by 1-4 (transitively), then 5, become one node, keyed by the smallest InChIKey among them
-(the others stay as ``inchikey_aliases``), or by the smallest source key (``lincs:BRD-...``) when none has
+(the others stay as ``inchikey_aliases``; ``smiles`` is the structure behind that key, see
+:func:`chosen_smiles`), or by the smallest source key (``lincs:BRD-...``) when none has
 one: a node a source created from an id alone (``drugbank:DB00001``) is re-keyed once a later source
 knows its structure, keeping its relationships. Because every rule reads only the union of what the
 sources said, any order of whole-source ingests ends in the same nodes with the same keys. Rules 4 and 5
@@ -99,6 +100,19 @@ def source_keys(props: Mapping[str, Any]) -> set[tuple[str, str]]:
         if INCHIKEY_RE.match(key):
             out.add((source, key))
     return out
+
+
+def chosen_smiles(props: Mapping[str, Any], key: str) -> str | None:
+    """The SMILES a node keyed ``key`` shows: the (smallest) SMILES behind ``key`` itself in
+    ``source_smiles``, else the smallest one there, else the ``smiles`` it has. Without this the last
+    source to write would decide, e.g. a stereo form's SMILES on a node keyed by the flat one, and
+    with it the Murcko scaffold a split groups the compound by."""
+    pairs = [str(v).partition("|")[::2] for v in _as_list(props.get("source_smiles"))]
+    mine = sorted(smi for k, smi in pairs if k == key and smi)
+    if mine:
+        return mine[0]
+    others = sorted(smi for _, smi in pairs if smi)
+    return others[0] if others else props.get("smiles")
 
 
 def names(props: Mapping[str, Any]) -> set[str]:
@@ -188,6 +202,9 @@ def merged_props(group: Sequence[Mapping[str, Any]], key: str, union_lists: Iter
         out.pop(name, None)
     if is_key:
         out["inchikey"], out["inchikey_block1"] = key, key[:14]
+    smiles = chosen_smiles(out, key)
+    if smiles is not None:
+        out["smiles"] = smiles
     aliases = sorted(keys - {key})
     if aliases:
         out["inchikey_aliases"] = aliases
@@ -211,7 +228,8 @@ def plan(nodes: Sequence[Mapping[str, Any]]) -> list[NodeMerge]:
         keys = sorted(set().union(*(inchikeys(p) for p in group)))
         key = keys[0] if keys else min(str(p["id"]) for p in group)
         ids = sorted(str(p["id"]) for p in group)
-        if len(group) == 1 and ids[0] == key and (not keys or group[0].get("inchikey") == key):
+        if (len(group) == 1 and ids[0] == key and (not keys or group[0].get("inchikey") == key)
+                and chosen_smiles(group[0], key) == group[0].get("smiles")):
             continue
         keep = key if key in ids else ids[0]
         merges.append(NodeMerge(keep, merged_props(group, key, union_lists),

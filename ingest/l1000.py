@@ -288,7 +288,7 @@ class L1000Adapter(SourceAdapter):
         self._emitted_compounds.add(ident.id)
         self.count("compounds")
         return ident.id, {**ident.node_props(self.source), "name": name, "pert_id": pert_id,
-                          "smiles": canonical_smiles(smiles, inchi) or smiles}
+                          **ident.smiles_props(canonical_smiles(smiles, inchi) or smiles)}
 
     def _emit(self, sig: pd.DataFrame, z: np.ndarray) -> Iterator[Batch]:
         nan = np.isnan(z)

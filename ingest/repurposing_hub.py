@@ -293,7 +293,7 @@ class RepurposingHubAdapter(SourceAdapter):
                 **ident.node_props(self.source),
                 "name": names[0],
                 "synonyms": names,
-                "smiles": smiles,
+                **ident.smiles_props(smiles),
                 "pert_ids": pert_ids or None,
                 "pert_id": pert_ids[0] if pert_ids else None,
                 "clinical_phase": _best_phase({p for d in ds for p in d.phases}),
