@@ -119,9 +119,20 @@ class SignatureTask:
 
 
 # --------------------------------------------------------------------------------------------- graph edits
-def edge_types_between(graph: HeteroData, a: str, b: str) -> list[tuple[str, str, str]]:
-    """Every edge type from ``a`` to ``b`` or from ``b`` to ``a`` (any relation name, reverses included)."""
-    return [et for et in graph.edge_types if {et[0], et[2]} == {a, b} and (a != b or et[0] == et[2])]
+def edge_types_between(graph: HeteroData, a: str, b: str, relations: Sequence[str] | None = None
+                       ) -> list[tuple[str, str, str]]:
+    """Every edge type from ``a`` to ``b`` or from ``b`` to ``a`` (reverses included), of any relation
+    name or only of ``relations``."""
+    return [et for et in graph.edge_types if {et[0], et[2]} == {a, b} and (a != b or et[0] == et[2])
+            and (relations is None or et[1] in relations)]
+
+
+def target_relations() -> tuple[str, str]:
+    """The relation names of the target labels, TARGETS and its reverse. The other Compound-Gene
+    relations (MIMICS / OPPOSES, derived from the compound's own signature) are phenotype, not labels:
+    held-out compounds keep them, as training compounds do."""
+    forward = edge_type("TARGETS")
+    return forward[1], edge_type("TARGETS", reverse=True)[1]
 
 
 def drop_edges(graph: HeteroData, edge_type: tuple[str, str, str], drop: Tensor) -> None:
@@ -143,16 +154,18 @@ def _endpoint(graph_et: tuple[str, str, str], node_type: str, edge_index: Tensor
 
 
 def drop_incident(graph: HeteroData, a: str, b: str, nodes_a: Tensor | None = None,
-                  pairs: Tensor | None = None, n_b: int | None = None) -> int:
+                  pairs: Tensor | None = None, n_b: int | None = None,
+                  relations: Sequence[str] | None = None) -> int:
     """Remove ``a``-``b`` edges in both directions; returns how many were removed.
 
     Args:
         nodes_a: bool ``[n_a]``: remove every edge touching these ``a`` nodes (``None``: all nodes).
         pairs: long ``[2, P]`` (``a`` index, ``b`` index): remove only these pairs (needs ``n_b``).
+        relations: only edges of these relation names (``None``: every relation between ``a`` and ``b``).
     """
     removed = 0
     codes = None if pairs is None else torch.unique(pairs[0] * n_b + pairs[1])
-    for et in edge_types_between(graph, a, b):
+    for et in edge_types_between(graph, a, b, relations):
         ei = graph[et].edge_index
         ia, ib = _endpoint(et, a, ei)
         drop = torch.ones(ei.size(1), dtype=torch.bool)
@@ -262,7 +275,8 @@ def make_moa_task(data: HeteroData, maps: Any, split: str = "random", seed: int 
     graph = _copy_graph(data)
     drop_incident(graph, COMPOUND, MOA)  # labels never message, for any compound
     if setting == "phenotype":
-        drop_incident(graph, COMPOUND, GENE, nodes_a=_mask(data[COMPOUND].num_nodes, s.val, s.test))
+        drop_incident(graph, COMPOUND, GENE, nodes_a=_mask(data[COMPOUND].num_nodes, s.val, s.test),
+                      relations=target_relations())
     return MoATask(graph, y, labelled, classes, s, setting, class_nodes)
 
 
@@ -284,7 +298,7 @@ def make_target_task(data: HeteroData, maps: Any, split: str = "random", seed: i
     pos = {"train": pairs[:, ~held], "val": pairs[:, held & (p == 1)], "test": pairs[:, held & (p == 2)]}
     graph = _copy_graph(data)
     drop_incident(graph, COMPOUND, MOA)
-    drop_incident(graph, COMPOUND, GENE, pairs=pairs[:, held], n_b=n_genes)
+    drop_incident(graph, COMPOUND, GENE, pairs=pairs[:, held], n_b=n_genes, relations=target_relations())
     return TargetTask(graph, pos, n_genes, s, setting)
 
 
@@ -359,25 +373,28 @@ def make_signature_task(data: HeteroData, maps: Any, split: str = "cell_line", s
     drop_incident(graph, SIGNATURE, COMPOUND, nodes_a=held)
     if setting == "phenotype":
         held_comp = comp[held & has].unique()
-        drop_incident(graph, COMPOUND, GENE, nodes_a=_mask(data[COMPOUND].num_nodes, held_comp))
+        drop_incident(graph, COMPOUND, GENE, nodes_a=_mask(data[COMPOUND].num_nodes, held_comp),
+                      relations=target_relations())
     return SignatureTask(graph, y, labelled, classes, s, setting, comp)
 
 
 # --------------------------------------------------------------------------------------------- leakage
-def _present(graph: HeteroData, a: str, b: str, pairs: Tensor, n_b: int) -> int:
+def _present(graph: HeteroData, a: str, b: str, pairs: Tensor, n_b: int,
+             relations: Sequence[str] | None = None) -> int:
     """How many of the ``a``-``b`` ``pairs`` ``[2, P]`` appear in ``graph``, counting each direction."""
     codes = pairs[0] * n_b + pairs[1]
     found = 0
-    for et in edge_types_between(graph, a, b):
+    for et in edge_types_between(graph, a, b, relations):
         ia, ib = _endpoint(et, a, graph[et].edge_index)
         found += int(torch.isin(codes, ia * n_b + ib).sum())
     return found
 
 
-def _touching(graph: HeteroData, a: str, b: str, nodes: Tensor) -> int:
+def _touching(graph: HeteroData, a: str, b: str, nodes: Tensor,
+              relations: Sequence[str] | None = None) -> int:
     """How many ``a``-``b`` edges (both directions) touch the ``a`` nodes in long ``nodes``."""
     n = 0
-    for et in edge_types_between(graph, a, b):
+    for et in edge_types_between(graph, a, b, relations):
         ia, _ = _endpoint(et, a, graph[et].edge_index)
         n += int(torch.isin(ia, nodes).sum())
     return n
@@ -395,10 +412,12 @@ def assert_no_leakage(task: MoATask | TargetTask | SignatureTask) -> None:
     """Raise ``AssertionError`` if a held-out label or target edge is in ``task.graph`` (either direction).
 
     Checks: the split is disjoint; no Compound-MoA edge exists at all; for :class:`TargetTask` none of
-    the val/test pairs is an edge of any Compound-Gene type; in ``'phenotype'`` no Compound-Gene edge
-    touches a held-out compound; for :class:`SignatureTask` no held-out signature reaches its compound.
+    the val/test pairs is a TARGETS edge; in ``'phenotype'`` no TARGETS edge touches a held-out
+    compound (their MIMICS / OPPOSES edges, phenotype like their signatures, stay); for
+    :class:`SignatureTask` no held-out signature reaches its compound.
     """
     g, s = task.graph, task.split
+    targets = target_relations()
     _check_disjoint(s)
     n_moa_edges = sum(g[et].edge_index.size(1) for et in edge_types_between(g, COMPOUND, MOA))
     if n_moa_edges:
@@ -406,16 +425,17 @@ def assert_no_leakage(task: MoATask | TargetTask | SignatureTask) -> None:
     held = torch.cat([s.val, s.test])
     if isinstance(task, TargetTask):
         heldpairs = torch.cat([task.pos["val"], task.pos["test"]], 1)
-        if (n := _present(g, COMPOUND, GENE, heldpairs, task.n_genes)):
-            raise AssertionError(f"{n} held-out (compound, gene) pairs are edges of the graph")
-        if task.setting == "phenotype" and (n := _touching(g, COMPOUND, GENE, held)):
+        if (n := _present(g, COMPOUND, GENE, heldpairs, task.n_genes, targets)):
+            raise AssertionError(f"{n} held-out (compound, gene) pairs are TARGETS edges of the graph")
+        if task.setting == "phenotype" and (n := _touching(g, COMPOUND, GENE, held, targets)):
             raise AssertionError(f"phenotype setting: {n} TARGETS edges touch val/test compounds")
     elif isinstance(task, SignatureTask):
         if (n := _touching(g, SIGNATURE, COMPOUND, held)):
             raise AssertionError(f"{n} HAS_SIGNATURE edges connect held-out signatures to their compounds")
         comp = task.compound[held]
-        if task.setting == "phenotype" and (n := _touching(g, COMPOUND, GENE, comp[comp >= 0].unique())):
+        if task.setting == "phenotype" and (n := _touching(g, COMPOUND, GENE, comp[comp >= 0].unique(),
+                                                            targets)):
             raise AssertionError(f"phenotype setting: {n} TARGETS edges touch compounds of held-out "
                                  "signatures")
-    elif task.setting == "phenotype" and (n := _touching(g, COMPOUND, GENE, held)):
+    elif task.setting == "phenotype" and (n := _touching(g, COMPOUND, GENE, held, targets)):
         raise AssertionError(f"phenotype setting: {n} TARGETS edges touch val/test compounds")

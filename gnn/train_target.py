@@ -18,7 +18,7 @@ from moakg.gnn.fit import eval_generator
 from moakg.gnn.metrics import target_metrics
 from moakg.gnn.models import TargetLinkPredictor, model_inputs
 from moakg.gnn.sampling import batches, sample_subgraph
-from moakg.gnn.tasks import COMPOUND, GENE, drop_incident
+from moakg.gnn.tasks import COMPOUND, GENE, drop_incident, target_relations
 
 #: genes (or compounds) embedded per sampled batch at evaluation: larger than training batches, since
 #: nothing is kept for a backward pass
@@ -26,10 +26,10 @@ EVAL_BATCH = 1024
 
 
 def without_pairs(graph: HeteroData, pairs: Tensor, n_genes: int) -> HeteroData:
-    """Shallow copy of ``graph`` (own stores, shared tensors) without the Compound-Gene edges of ``pairs``
-    [2, E] (compound, gene), in both directions."""
+    """Shallow copy of ``graph`` (own stores, shared tensors) without the TARGETS edges of ``pairs``
+    [2, E] (compound, gene), in both directions (a MIMICS edge of the same pair is phenotype and stays)."""
     out = copy.copy(graph)
-    drop_incident(out, COMPOUND, GENE, pairs=pairs, n_b=n_genes)
+    drop_incident(out, COMPOUND, GENE, pairs=pairs, n_b=n_genes, relations=target_relations())
     return out
 
 

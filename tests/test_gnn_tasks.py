@@ -534,3 +534,25 @@ def test_demo_graph_tasks_match_cypher_counts_and_do_not_leak(conn: Neo4jConnect
     # the demo is one L1000 plate: one cell line, so no honest unseen-cell-line split exists
     with pytest.raises(ValueError, match="cell lines"):
         make_signature_task(data, maps, split="cell_line")
+
+
+def test_phenotype_edges_of_held_out_compounds_stay() -> None:
+    """MIMICS / OPPOSES come from a compound's own signature, like its Signature node: held-out
+    compounds keep them (training compounds do), while every held-out TARGETS edge goes; a MIMICS edge
+    on a held-out target pair is no leak and is not removed either."""
+    data, maps = toy_graph()
+    targets = data["Compound", "TARGETS", "Gene"].edge_index
+    mimics = [(c, (g + 1) % data["Gene"].num_nodes) for c, g in targets.T.tolist()[::2]]
+    mimics += [tuple(p) for p in targets.T.tolist()[1::5]]  # some coincide with target pairs
+    _add(data, "Compound", "MIMICS", "Gene", mimics)
+    moa = make_moa_task(data, maps, split="scaffold", seed=1, setting="phenotype")
+    assert_no_leakage(moa)
+    held = torch.cat([moa.split.val, moa.split.test])
+    kept = moa.graph["Compound", "MIMICS", "Gene"].edge_index
+    assert int(torch.isin(kept[0], held).sum()) == sum(1 for c, _ in mimics if c in set(held.tolist())) > 0
+    assert int(torch.isin(moa.graph["Compound", "TARGETS", "Gene"].edge_index[0], held).sum()) == 0
+    for setting in ("phenotype", "known_targets"):
+        task = make_target_task(data, maps, split="scaffold", seed=2, setting=setting)
+        assert_no_leakage(task)
+        assert task.graph["Compound", "MIMICS", "Gene"].edge_index.size(1) == len(mimics)
+        assert task.graph["Gene", "rev_MIMICS", "Compound"].edge_index.size(1) == len(mimics)
