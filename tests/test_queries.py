@@ -153,7 +153,11 @@ def test_similar_by_signature_equals_a_numpy_computation(demo_conn: Neo4jConnect
 def test_provenance_names_completed_runs_and_the_right_sources(demo_conn: Neo4jConnection) -> None:
     rows = run(demo_conn, "provenance", compound="vemurafenib")
     assert {r["fact"] for r in rows} >= {"node", "HAS_SIGNATURE", "TARGETS", "HAS_MOA"}
-    assert all(r["status"] == "completed" and r["files"] for r in rows)
+    assert all(r["status"] == "completed" for r in rows)
+    # every fact read from files names them; derived similarity is computed from the graph, no file
+    assert all(r["files"] for r in rows if r["sources"] != ["derive_similarity"])
+    assert {r["fact"] for r in rows if not r["files"]} <= {"SIMILAR_STRUCTURE", "SIMILAR_SIGNATURE",
+                                                            "MIMICS", "OPPOSES"}
     targets = {(r["what"], r["sources"][0]) for r in rows if r["fact"] == "TARGETS"}
     assert targets == {("BRAF", "repurposing_hub"), ("RAF1", "repurposing_hub"), ("BRAF", "drugbank")}
     hub_files = {r["run_id"]: r["files"] for r in rows if r["fact"] == "HAS_MOA"}
