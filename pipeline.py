@@ -84,7 +84,7 @@ def add_cli(app: typer.Typer) -> None:
                 result = run_experiment(conn, cfg, log=lambda _msg: None)
                 print_table(result.table, result.table_columns)
                 typer.echo("best GNN against the best baseline (paired per test compound; Wilcoxon)")
-                print_table(result.comparison_table)
+                print_table(result.evaluation.comparison_table)
                 run_id = result.run_ids[("phenotype", model)]
 
                 typer.echo(f"\n== 4/4 explain a held-out prediction of run {run_id} ({method})")

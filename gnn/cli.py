@@ -113,12 +113,12 @@ def add_cli(app: typer.Typer) -> None:
                 raise fail(str(exc)) from None
         typer.echo("\nresults (test set, mean ± std over seeds " + " ".join(map(str, cfg.seeds)) + ")")
         print_table(result.table, result.table_columns)
-        if result.comparison_table:
+        if result.evaluation.comparison_table:
             typer.echo("\nbest GNN against the best baseline (paired per test compound and seed; Wilcoxon)")
-            print_table(result.comparison_table)
-        if result.strata_table:
+            print_table(result.evaluation.comparison_table)
+        if result.evaluation.strata_table:
             typer.echo("\nby the test compound's highest Tanimoto similarity to the training compounds")
-            print_table(result.strata_table)
+            print_table(result.evaluation.strata_table)
         if result.noise_table:
             typer.echo("\nlabel noise (training labels flipped; test labels clean)")
             print_table(result.noise_table)

@@ -54,14 +54,26 @@ NO_STRUCTURE = "no structure"
 
 
 @dataclass
-class ExperimentResult:
-    """Tables (list of row dicts, ready for :func:`moakg.console.print_table`) and where things went.
+class Evaluation:
+    """What :func:`evaluation_tables` adds to an experiment.
 
     ``ci95``: ``(setting, method) -> (low, high)`` bootstrap interval of the headline metric (the table's
-    ``ci95`` column). ``comparison``: ``setting -> record`` of the best GNN against the best baseline
-    (:func:`evaluation_tables`), ``comparison_table`` its printable rows. ``strata``: one record per
-    (setting, method, seed, stratum), ``strata_table`` the printable rows (mean ± std over seeds).
+    ``ci95`` column). ``comparison``: ``setting -> record`` of the best GNN against the best baseline,
+    ``comparison_table`` its printable rows. ``strata``: one record per (setting, method, seed,
+    stratum), ``strata_table`` the printable rows (mean ± std over seeds).
     """
+
+    ci95: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    comparison: dict[str, dict[str, Any]] = field(default_factory=dict)
+    comparison_table: list[dict[str, Any]] = field(default_factory=list)
+    strata: list[dict[str, Any]] = field(default_factory=list)
+    strata_table: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ExperimentResult:
+    """Tables (list of row dicts, ready for :func:`moakg.console.print_table`) and where things went;
+    ``evaluation`` holds the intervals, the paired comparison and the similarity strata."""
 
     config: TrainConfig
     table: list[dict[str, Any]]
@@ -72,11 +84,7 @@ class ExperimentResult:
     baselines: dict[tuple[str, str, int], dict[str, Any]] = field(repr=False)  # (setting, name, seed)
     predictions_written: dict[str, int] = field(default_factory=dict)
     data_version: list[str] = field(default_factory=list)
-    ci95: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
-    comparison: dict[str, dict[str, Any]] = field(default_factory=dict)
-    comparison_table: list[dict[str, Any]] = field(default_factory=list)
-    strata: list[dict[str, Any]] = field(default_factory=list)
-    strata_table: list[dict[str, Any]] = field(default_factory=list)
+    evaluation: Evaluation = field(default_factory=Evaluation)
 
     @property
     def table_columns(self) -> list[str]:
@@ -160,17 +168,6 @@ PER_ROW_SCORE = {
     "moa": "average precision of each test row's MoA labels (rows without a positive skipped)",
     "target": "mean reciprocal rank of each test compound's held-out targets (filtered, ties averaged)",
 }
-
-
-@dataclass
-class Evaluation:
-    """What :func:`evaluation_tables` adds to an experiment (see :class:`ExperimentResult`)."""
-
-    ci95: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
-    comparison: dict[str, dict[str, Any]] = field(default_factory=dict)
-    comparison_table: list[dict[str, Any]] = field(default_factory=list)
-    strata: list[dict[str, Any]] = field(default_factory=list)
-    strata_table: list[dict[str, Any]] = field(default_factory=list)
 
 
 def headline_scorer(cfg: TrainConfig, task: Any, scores: Tensor, nodes: Tensor) -> Scorer:
@@ -459,7 +456,8 @@ def save_and_write(conn: Neo4jConnection | None, cfg: TrainConfig, maps: Any, ta
             if s == setting:
                 base_by_name.setdefault(name, []).append(b["metrics"])
         base_summary = {name: _summary(ds, TABLE_METRICS[cfg.task]) for name, ds in base_by_name.items()}
-        best_name = max(base_summary, key=lambda n: _nan_low(base_summary[n][head]["mean"]), default=None)
+        best_name = _best(list(base_by_name), {n: [d.get(head, math.nan) for d in ds]
+                                               for n, ds in base_by_name.items()})
         for kind in cfg.models:
             runs = [out.results[(setting, kind, seed)] for seed in cfg.seeds]
             run_id = run_id_for(cfg, setting, kind, out.data_version)
@@ -471,11 +469,11 @@ def save_and_write(conn: Neo4jConnection | None, cfg: TrainConfig, maps: Any, ta
                 torch.save(ckpt, d / f"seed{r.seed}.pt")
             metrics = _summary([r.metrics for r in runs], list(runs[0].metrics))
             splits = [tasks_by[(setting, s)].split.as_dict() for s in cfg.seeds]
-            ci = out.ci95.get((setting, f"gnn:{kind}"))
+            ci = out.evaluation.ci95.get((setting, f"gnn:{kind}"))
             evaluation = {  # JSON-safe: nan -> null
                 "test_metric_ci95": json_safe(list(ci)) if ci is not None else None,
-                "comparison": json_safe(out.comparison.get(setting)),
-                "strata": json_safe([r for r in out.strata if r["setting"] == setting]),
+                "comparison": json_safe(out.evaluation.comparison.get(setting)),
+                "strata": json_safe([r for r in out.evaluation.strata if r["setting"] == setting]),
             }
             record = {"run_id": run_id, "config": config, "setting": setting, "model": kind,
                       "data_version": out.data_version, "splits": splits, "metrics": metrics,

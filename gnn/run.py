@@ -4,8 +4,8 @@
     from moakg.gnn.run import run_experiment
     result = run_experiment(conn, TrainConfig(task="moa", models=("sage", "hgt"), seeds=(0, 1, 2)))
     print(result.table)                 # GNNs next to the baselines, mean ± std over seeds, ci95
-    print(result.comparison_table)      # best GNN vs best baseline: paired Wilcoxon, bootstrap CI
-    print(result.strata_table)          # headline metric by similarity to the training compounds
+    print(result.evaluation.comparison_table)  # best GNN vs best baseline: paired Wilcoxon, bootstrap CI
+    print(result.evaluation.strata_table)      # headline metric by similarity to the training compounds
 
 For every setting (``phenotype``, ``known_targets``) and seed the task and its split are made once; each
 GNN and every baseline of :mod:`moakg.gnn.baselines` is trained and scored on that same split. Per
@@ -146,9 +146,8 @@ def run_experiment(
     ev = evaluation_tables(cfg, tasks_by, results, base, n_boot=n_boot)
     table = table_rows(cfg, results, base, n_sig, ev.ci95)
     noise_table = _noise_experiment(cfg, data, tasks_by, log) if cfg.label_noise else []
-    out = ExperimentResult(cfg, table, noise_table, {}, {}, results, base, data_version=version, ci95=ev.ci95,
-                           comparison=ev.comparison, comparison_table=ev.comparison_table, strata=ev.strata,
-                           strata_table=ev.strata_table)
+    out = ExperimentResult(cfg, table, noise_table, {}, {}, results, base, data_version=version,
+                           evaluation=ev)
     save_and_write(conn, cfg, maps, tasks_by, out)
     return out
 

@@ -36,33 +36,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from scipy.cluster.hierarchy import DisjointSet
+
 from moakg.ingest.compounds import INCHIKEY_RE, normalise_inchikey, normalise_name
 from moakg.kg.connection import Neo4jConnection
 from moakg.kg.node_merge import NodeMerge, merge_nodes
 from moakg.kg.schema import current_schema
 
-RULES = ("inchikey", "pert_id", "drugbank_id", "inchikey_connectivity", "name")
 
-
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-    def union_all(self, members: Iterable[int]) -> None:
-        members = list(members)
-        for m in members[1:]:
-            self.union(members[0], m)
+def _merge_all(uf: DisjointSet, members: Sequence[int]) -> None:
+    for m in members[1:]:
+        uf.merge(members[0], m)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -122,14 +106,15 @@ def names(props: Mapping[str, Any]) -> set[str]:
 
 def clusters(nodes: Sequence[Mapping[str, Any]]) -> list[list[int]]:
     """Groups of node indices (rules 1-5 of the module doc), each sorted, singletons included."""
-    uf = _UnionFind(len(nodes))
+    # scipy's union-find: groups are the connected components of the evidence
+    uf = DisjointSet(range(len(nodes)))
     for evidence in (inchikeys, pert_ids, drugbank_ids):
         holders: dict[str, list[int]] = defaultdict(list)
         for i, props in enumerate(nodes):
             for value in evidence(props):
                 holders[value].append(i)
         for members in holders.values():
-            uf.union_all(members)
+            _merge_all(uf, members)
 
     # 4: per connectivity block, per source, its keys; link keys of sources with one key each.
     by_block: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -141,12 +126,12 @@ def clusters(nodes: Sequence[Mapping[str, Any]]) -> list[list[int]]:
             node_of_key.setdefault(key, i)
     for per_source in by_block.values():
         single = [next(iter(keys)) for keys in per_source.values() if len(keys) == 1]
-        uf.union_all(node_of_key[k] for k in single if k in node_of_key)
+        _merge_all(uf, [node_of_key[k] for k in single if k in node_of_key])
 
     # 5: a compound without any InChIKey joins the one group of other sources that has its name.
     groups: dict[int, list[int]] = defaultdict(list)
     for i in range(len(nodes)):
-        groups[uf.find(i)].append(i)
+        groups[uf[i]].append(i)
     group_names: dict[str, set[int]] = defaultdict(set)
     group_sources = {g: {s for i in ms for s in _as_list(nodes[i].get("sources"))}
                      for g, ms in groups.items()}
@@ -161,11 +146,11 @@ def clusters(nodes: Sequence[Mapping[str, Any]]) -> list[list[int]]:
         named = {h for i in members for n in names(nodes[i]) for h in group_names[n] if h != g}
         found = named & keyed or {h for h in named if not (group_sources[h] & group_sources[g])}
         if len(found) == 1:
-            uf.union(g, next(iter(found)))
+            uf.merge(g, next(iter(found)))
 
     out: dict[int, list[int]] = defaultdict(list)
     for i in range(len(nodes)):
-        out[uf.find(i)].append(i)
+        out[uf[i]].append(i)
     return [sorted(m) for m in out.values()]
 
 

@@ -229,9 +229,9 @@ def _check_experiment(res: ExperimentResult, head: str) -> None:
         low, high = _parse_ci(row["ci95"])
         point = _point(res, setting, row["method"], seed0)
         assert low <= point <= high, (row["method"], low, point, high)
-        assert res.ci95[(setting, row["method"])] == pytest.approx((low, high), abs=5e-4)
+        assert res.evaluation.ci95[(setting, row["method"])] == pytest.approx((low, high), abs=5e-4)
     # best GNN vs best baseline, paired on the same test rows, pooled over seeds
-    comp = res.comparison[setting]
+    comp = res.evaluation.comparison[setting]
     assert comp["gnn"] == "gnn:sage" and comp["metric"] == head and comp["seeds"] == list(cfg.seeds)
     base_means: dict[str, list[float]] = {}
     for (_s, name, _seed), b in res.baselines.items():
@@ -240,23 +240,23 @@ def _check_experiment(res: ExperimentResult, head: str) -> None:
     assert comp["baseline_mean"] == pytest.approx(np.mean(base_means[comp["baseline"]]))
     assert 0 <= comp["p_value"] <= 1 and comp["ci_low"] <= comp["mean_diff"] <= comp["ci_high"]
     assert 0 < comp["n_pairs"] <= sum(_n_rows(res, setting, "gnn:sage", s) for s in cfg.seeds)
-    assert res.comparison_table[0]["n_pairs"] == comp["n_pairs"]
+    assert res.evaluation.comparison_table[0]["n_pairs"] == comp["n_pairs"]
     # strata: per method and seed the n add up to the rows scored, the bins are the known ones
     names = set(stratum_names())
     totals: dict[tuple[str, int], int] = {}
-    for r in res.strata:
+    for r in res.evaluation.strata:
         assert r["stratum"] in names
         totals[(r["method"], r["seed"])] = totals.get((r["method"], r["seed"]), 0) + r["n"]
     methods = {row["method"] for row in res.table}
     assert {m for m, _ in totals} == methods
     for (method, seed), total in totals.items():
         assert total == _n_rows(res, setting, method, seed), (method, seed)
-    assert all(r["stratum"] in names for r in res.strata_table)
+    assert all(r["stratum"] in names for r in res.evaluation.strata_table)
     # metrics.json carries the same, nan as null
     record = json.loads((next(iter(res.out_dirs.values())) / "metrics.json").read_text())
     assert record["comparison"]["p_value"] == pytest.approx(comp["p_value"])
-    assert record["test_metric_ci95"] == pytest.approx(list(res.ci95[(setting, "gnn:sage")]))
-    assert len(record["strata"]) == sum(r["setting"] == setting for r in res.strata)
+    assert record["test_metric_ci95"] == pytest.approx(list(res.evaluation.ci95[(setting, "gnn:sage")]))
+    assert len(record["strata"]) == sum(r["setting"] == setting for r in res.evaluation.strata)
 
 
 def test_run_experiment_moa_reports_intervals_comparison_and_strata(tmp_path: Path) -> None:
@@ -266,7 +266,7 @@ def test_run_experiment_moa_reports_intervals_comparison_and_strata(tmp_path: Pa
     res = run_experiment(None, cfg, data, maps, log=lambda _: None, n_boot=200)
     _check_experiment(res, "micro_auprc")
     # fingerprints carry the labels here: the fingerprint kNN beats a 5-epoch GNN, and the test says so
-    comp = res.comparison["phenotype"]
+    comp = res.evaluation.comparison["phenotype"]
     assert comp["mean_diff"] < 0 and comp["p_value"] < 0.05
 
 
@@ -285,5 +285,5 @@ def test_run_experiment_signature_task_pairs_signatures(tmp_path: Path) -> None:
     res = run_experiment(None, cfg, data, maps, log=lambda _: None, n_boot=100)
     _check_experiment(res, "micro_auprc")
     # a test signature's compound was trained on in another cell line: nearly all rows are '>=0.7'
-    gnn = [r for r in res.strata if r["method"] == "gnn:sage"]
+    gnn = [r for r in res.evaluation.strata if r["method"] == "gnn:sage"]
     assert max(gnn, key=lambda r: r["n"])["stratum"] == ">=0.7"
