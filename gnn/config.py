@@ -97,6 +97,15 @@ class TrainConfig:
     neg_ratio: int = _opt(5, "Target task: random negative genes per positive pair.")
     supervision_frac: float = _opt(0.3, "Target task: share of training pairs hidden from message passing "
                                    "each epoch and predicted.")
+    label_trick: bool = _opt(True, "MoA: training compounds' labels as masked input features, and votes of "
+                             "the known neighbours' labels over SIMILAR_STRUCTURE / SIMILAR_SIGNATURE "
+                             "edges (the tuned kNN as a special case of the model).",
+                             "--label-trick/--no-label-trick")
+    label_known_frac: float = _opt(0.5, "Label trick: share of training compounds whose labels are an input "
+                                   "each epoch (the loss is on the rest).")
+    target_edge_dropout: float = _opt(1.0, "MoA, phenotype setting: share of the supervised training "
+                                      "compounds whose TARGETS edges are hidden each epoch (held-out "
+                                      "compounds have none; 1 = all, as they; 0 = keep them).")
     device: str = _opt("cpu", "cpu, cuda, cuda:1, ...")
     # --- output
     top_k: int = _opt(10, "Predictions written per test compound.")
@@ -146,6 +155,10 @@ class TrainConfig:
         if min(self.patience, self.batch_size, self.neg_ratio, self.baseline_epochs) < 1 or self.lr <= 0:
             raise UserError("--patience, --batch-size, --neg-ratio and --baseline-epochs must be >= 1, "
                             "--lr > 0")
+        if not 0 <= self.target_edge_dropout <= 1:
+            raise UserError(f"--target-edge-dropout must be in [0, 1], got {self.target_edge_dropout}")
+        if not 0 < self.label_known_frac < 1:
+            raise UserError(f"--label-known-frac must be in (0, 1), got {self.label_known_frac}")
         if not self.num_neighbors or min(self.num_neighbors) < 1:
             raise UserError(f"--num-neighbors needs one value >= 1 per hop, got {list(self.num_neighbors)}")
 

@@ -27,7 +27,7 @@ from moakg.gnn.models import (
 )
 from moakg.gnn.sampling import sample_subgraph
 from moakg.gnn.tasks import make_moa_task, make_target_task
-from moakg.gnn.train import train
+from moakg.gnn.train import model_graph, train
 
 RELS = [
     ("Compound", "HAS_SIGNATURE", "Signature"),
@@ -269,13 +269,13 @@ def test_train_moa_full_and_mini_batch(kind: str, mini_batch: bool) -> None:
     # The result is the best validation epoch, restored: its validation metric is the best of the curve
     # (evaluation samples the same neighbourhoods every pass, so this holds in mini-batch too) ...
     assert r.curves["val"][r.best_epoch - 1] == max(r.curves["val"])
-    assert r.val_metrics["macro_auprc"] == pytest.approx(max(r.curves["val"]))
+    assert r.val_metrics["micro_auprc"] == pytest.approx(max(r.curves["val"]))
     # ... and the test metrics are those of the returned scores.
     assert r.metrics == pytest.approx(moa_metrics(task.y[task.split.test], r.test_scores), nan_ok=True)
     if not mini_batch:  # the scores are the returned model's probabilities
         r.model.eval()
         with torch.no_grad():
-            logits = r.model(*model_inputs(strip_label_edges(task.graph)))[task.split.test]
+            logits = r.model(*model_inputs(model_graph(task, cfg)))[task.split.test]
         assert torch.allclose(r.test_scores, torch.sigmoid(logits), atol=1e-6)
 
 

@@ -20,7 +20,6 @@ from torch_geometric.data import HeteroData
 
 from moakg.errors import UserError
 from moakg.gnn.config import TrainConfig
-from moakg.gnn.models import strip_label_edges
 from moakg.kg.connection import Neo4jConnection
 from moakg.kg.lookups import model_run, model_run_ids
 
@@ -75,7 +74,7 @@ def load_run(conn: Neo4jConnection, run_id: str, seed: int | None = None, data: 
     """Rebuild the model of ``run_id`` (seed ``seed``, default the run's prediction seed) and its task,
     from the configuration stored on the run."""
     from moakg.gnn.run import make_task, split_smiles
-    from moakg.gnn.train import build_model
+    from moakg.gnn.train import build_model, model_graph
 
     rec = run_record(conn, run_id)
     cfg = run_config(rec)
@@ -103,7 +102,7 @@ def load_run(conn: Neo4jConnection, run_id: str, seed: int | None = None, data: 
     if recorded and recorded.get("test_sha1") != task.split.as_dict()["test_sha1"]:
         raise UserError(f"run {run_id}: the rebuilt test split differs from the recorded one (the graph "
                         "changed since training); retrain the run")
-    graph = strip_label_edges(task.graph)
+    graph = model_graph(task, cfg)
     model = build_model(task, graph, cfg, kind)
     model.load_state_dict(ckpt["state_dict"])
     model.to(device).eval()

@@ -1,0 +1,184 @@
+r"""Neighbour label votes over the graph's similarity edges: the nearest-neighbour baselines as a layer.
+
+A tuned Tanimoto kNN was the strongest MoA and target baseline (README). :class:`SimilarityVote` makes
+it a special case of the GNN: over the ``SIMILAR_STRUCTURE`` (or ``SIMILAR_SIGNATURE``) edges of a
+compound, it averages the *input labels* of the neighbours whose labels are known (the label trick,
+:mod:`moakg.gnn.label_trick`), weighted by a learned sharpening of their similarity; :class:`LabelVotes`
+adds one such vote per similarity edge type to the classifier's logits with learned per-class gates.
+With the gates at a large value and the encoder's term constant, the logits rank like a
+similarity-weighted kNN; training moves away from that where the graph's other evidence helps.
+
+The similarity of an edge is recomputed from its endpoints' input features (Tanimoto of the Morgan
+bits, Pearson correlation of the consensus z-vectors) rather than read from the edge's stored score:
+the model's interface stays ``forward(x_dict, edge_index_dict)`` (what PyG's explainers call, and
+what a subgraph or an explanation with edges removed passes), and the recomputed value is the one
+the kNN baselines use.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing
+
+EdgeType = tuple[str, str, str]
+#: one vote relation: (similarity, feature columns, its edge types, initial gate)
+VoteSpec = tuple[str, tuple[int, int], list[EdgeType], float]
+
+
+def edge_tanimoto(x_i: Tensor, x_j: Tensor) -> Tensor:
+    """Tanimoto similarity [E] of the bit rows ``x_i``, ``x_j`` [E, B] (0 where both are empty)."""
+    a, b = (x_i > 0).float(), (x_j > 0).float()
+    inter = (a * b).sum(-1)
+    union = a.sum(-1) + b.sum(-1) - inter
+    return torch.where(union > 0, inter / union.clamp(min=1.0), torch.zeros_like(inter))
+
+
+def edge_pearson(x_i: Tensor, x_j: Tensor) -> Tensor:
+    """Pearson correlation [E] of the rows ``x_i``, ``x_j`` [E, D] (0 where either row is constant)."""
+    a = x_i - x_i.mean(-1, keepdim=True)
+    b = x_j - x_j.mean(-1, keepdim=True)
+    den = a.norm(dim=-1) * b.norm(dim=-1)
+    return torch.where(den > 0, (a * b).sum(-1) / den.clamp(min=1e-12), torch.zeros_like(den))
+
+
+SIMILARITIES = {"tanimoto": edge_tanimoto, "pearson": edge_pearson}
+
+
+class SimilarityVote(MessagePassing):
+    r"""Similarity-weighted, prior-shrunk mean of the known neighbours' labels over one edge type.
+
+    .. math::
+        w_{ij} = \exp\big(\beta\,(s(\mathbf{f}_i, \mathbf{f}_j) - 1)\big), \qquad
+        \mathbf{v}_i = \frac{\kappa\,\mathbf{p} + \sum_{j \in \mathcal{N}(i)} w_{ij}\, m_j\, \mathbf{y}_j}
+                            {\kappa + \sum_{j \in \mathcal{N}(i)} w_{ij}\, m_j}
+
+    with :math:`s` the Tanimoto of the fingerprint columns or the Pearson correlation of the signature
+    columns ``f`` of the endpoints, :math:`m_j \in \{0, 1\}` whether neighbour :math:`j`'s labels
+    :math:`\mathbf{y}_j` are an input, :math:`\mathbf{p}` the training label frequencies, and learned
+    :math:`\beta = \mathrm{softplus}(\cdot) > 0` (how much more a close neighbour counts) and
+    :math:`\kappa = \mathrm{softplus}(\cdot) > 0` (the prior's pseudo-count: a vote of few or distant
+    neighbours stays near :math:`\mathbf{p}`, as the kNN's shrinkage does). A node without known
+    neighbours gets :math:`\mathbf{p}`.
+
+    Args:
+        similarity: ``'tanimoto'`` or ``'pearson'``.
+        feature_cols: ``(start, stop)`` columns of the node features compared.
+        beta: initial :math:`\beta`.
+        kappa: initial :math:`\kappa`.
+
+    Shapes:
+        - **input:** features ``x`` [N, F], labels ``y`` [N, C] (rows of unknown nodes are ignored),
+          ``known`` [N] float 0/1, ``prior`` [C], ``edge_indices``: the relation's ``[2, E]`` edge
+          indices (both directions; messages flow ``edge_index[0] -> [1]``), summed before the division.
+        - **output:** votes ``[N, C]`` in (0, 1).
+    """
+
+    def __init__(self, similarity: str, feature_cols: tuple[int, int], beta: float = 2.0,
+                 kappa: float = 0.5) -> None:
+        super().__init__(aggr="sum")
+        if similarity not in SIMILARITIES:
+            raise ValueError(f"unknown similarity {similarity!r} ({' | '.join(SIMILARITIES)})")
+        self.similarity, self.feature_cols = similarity, feature_cols
+        self.beta0, self.kappa0 = beta, kappa
+        self.raw_beta = nn.Parameter(torch.empty(()))
+        self.raw_kappa = nn.Parameter(torch.empty(()))
+        self.reset_parameters()
+
+    @staticmethod
+    def _inv_softplus(v: float) -> float:
+        return v + math.log(-math.expm1(-v))
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        nn.init.constant_(self.raw_beta, self._inv_softplus(self.beta0))
+        nn.init.constant_(self.raw_kappa, self._inv_softplus(self.kappa0))
+
+    def forward(self, x: Tensor, y: Tensor, known: Tensor, prior: Tensor,
+                edge_indices: Sequence[Tensor]) -> Tensor:
+        lo, hi = self.feature_cols
+        f = x[:, lo:hi]
+        payload = torch.cat([y * known.unsqueeze(-1), known.unsqueeze(-1)], dim=-1)
+        out = torch.zeros_like(payload)
+        for edge_index in edge_indices:  # one relation stored as two edge types (each pair once)
+            out = out + self.propagate(edge_index, f=f, payload=payload)
+        kappa = F.softplus(self.raw_kappa)
+        return (out[:, :-1] + kappa * prior) / (kappa + out[:, -1:])
+
+    def message(self, f_i: Tensor, f_j: Tensor, payload_j: Tensor) -> Tensor:
+        s = SIMILARITIES[self.similarity](f_i, f_j)
+        w = torch.exp(F.softplus(self.raw_beta) * (s - 1.0))
+        return w.unsqueeze(-1) * payload_j
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.similarity}, cols={self.feature_cols})"
+
+
+def _logit(p: Tensor, eps: float = 1e-4) -> Tensor:
+    p = p.clamp(eps, 1 - eps)
+    return torch.log(p) - torch.log1p(-p)
+
+
+class LabelVotes(nn.Module):
+    r"""The vote of every similarity relation into a compound, as log-odds ratios against the prior,
+    added to its logits with learned per-class gates:
+
+    .. math::
+        \Delta\mathbf{z}_i = \sum_{r} \mathbf{a}_r \odot
+            \big(\mathrm{logit}\,\mathbf{v}^{(r)}_i - \mathrm{logit}\,\mathbf{p}\big)
+
+    where :math:`\mathbf{v}^{(r)}` is the :class:`SimilarityVote` over relation :math:`r`'s edges in both
+    directions (an unordered pair is stored once, so a compound's neighbours sit in either edge type).
+    With the gates at 1, one relation and a classifier that outputs :math:`\mathrm{logit}\,\mathbf{p}`
+    otherwise, the probabilities are the vote itself: a similarity-weighted kNN with a prior
+    pseudo-count. Several relations add their evidence as independent log-odds (naive Bayes); the gates
+    learn how much each is worth per class.
+
+    Args:
+        relations: ``{relation: (similarity, feature_cols, edge types, initial gate)}`` (Compound to
+            Compound).
+        n_classes: label columns ``C``.
+
+    Shapes:
+        - **input:** ``x`` [N, F] compound features, ``y`` [N, C], ``known`` [N],
+          ``edge_index_dict`` (types of no relation ignored; missing types add nothing).
+        - **output:** ``[N, C]`` logit offsets.
+    """
+
+    prior: Tensor
+
+    def __init__(self, relations: dict[str, VoteSpec], n_classes: int) -> None:
+        super().__init__()
+        self.relations = {rel: list(spec[2]) for rel, spec in relations.items()}
+        self.gate0 = torch.tensor([float(spec[3]) for spec in relations.values()])
+        self.votes = nn.ModuleDict({rel: SimilarityVote(spec[0], spec[1]) for rel, spec in relations.items()})
+        self.gates = nn.Parameter(torch.empty(len(relations), n_classes))
+        # the training label frequencies (a buffer: saved with the checkpoint, set by the trainer)
+        self.register_buffer("prior", torch.full((n_classes,), 0.5))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for vote in self.votes.values():
+            vote.reset_parameters()
+        with torch.no_grad():
+            self.gates.copy_(self.gate0.unsqueeze(1).expand_as(self.gates))
+
+    def set_prior(self, y_train: Tensor) -> None:
+        r"""Set :math:`\mathbf{p}` to the label frequencies of ``y_train`` [n, C]."""
+        with torch.no_grad():
+            self.prior.copy_(y_train.float().mean(0).clamp(1e-4, 1 - 1e-4))
+
+    def forward(self, x: Tensor, y: Tensor, known: Tensor,
+                edge_index_dict: dict[EdgeType, Tensor]) -> Tensor:
+        out = torch.zeros_like(y)
+        base = _logit(self.prior)
+        for r, (rel, vote) in enumerate(self.votes.items()):
+            eis = [ei for et in self.relations[rel]
+                   if (ei := edge_index_dict.get(et)) is not None and ei.numel()]
+            if eis:
+                out = out + self.gates[r] * (_logit(vote(x, y, known, self.prior, eis)) - base)
+        return out
