@@ -24,7 +24,7 @@ def similarity(
     structure_k: Annotated[int, typer.Option(min=1, help="SIMILAR_STRUCTURE: neighbours kept per "
                                                          "compound.")] = 10,
     structure_min: Annotated[float, typer.Option(min=0.0, max=1.0,
-                                                 help="SIMILAR_STRUCTURE: minimum Tanimoto.")] = 0.5,
+                                                 help="SIMILAR_STRUCTURE: minimum Tanimoto.")] = 0.0,
     radius: Annotated[int, typer.Option(min=1, help="Morgan fingerprint radius.")] = 2,
     bits: Annotated[int, typer.Option(min=64, help="Morgan fingerprint length.")] = 2048,
     signature_k: Annotated[int, typer.Option(min=1, help="SIMILAR_SIGNATURE: neighbours kept per "

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from moakg.gnn.metrics import average_precision, moa_metrics, target_metrics
+from moakg.gnn.models import signature_input
 from moakg.gnn.tasks import COMPOUND, GENE, SIGNATURE, MoATask, SignatureTask, TargetTask
 
 AnyTask = MoATask | TargetTask | SignatureTask
@@ -225,18 +226,27 @@ def _few_threads(small: bool) -> Iterator[None]:
 
 def fit_predict_mlp(x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tensor, x_test: Tensor,
                     hidden: int = 256, epochs: int = 200, lr: float = 1e-3, weight_decay: float = 1e-4,
-                    dropout: float = 0.2, seed: int = 0, device: str | torch.device = "cpu") -> Tensor:
-    """Train an :class:`MLP` with BCE (full batch, Adam), keep the epoch of lowest val loss, predict.
+                    dropout: float = 0.2, seed: int = 0, device: str | torch.device = "cpu",
+                    val_score: Callable[[Tensor], float] | None = None) -> Tensor:
+    """Train an :class:`MLP` with BCE (full batch, Adam), keep the best validation epoch, predict.
 
-    Returns probabilities ``[n_test, C]`` (on CPU). Without val rows the last epoch is kept.
+    The recipe is the GNN's: the output bias starts at the training label frequencies
+    (:func:`~moakg.gnn.train_moa.init_prior_bias`), and with ``val_score`` (probabilities of the
+    validation rows -> the GNN's selection metric, higher is better) the epoch is chosen on it, checked
+    every 5 epochs; without it, on the lowest validation loss. Returns probabilities ``[n_test, C]`` (on
+    CPU). Without val rows the last epoch is kept.
     """
+    from moakg.gnn.train_moa import init_prior_bias
+
     with torch.random.fork_rng(devices=[]), _few_threads(x_train.numel() < 5_000_000):
         torch.manual_seed(seed)  # seeded inside fork_rng: the caller's RNG state is left as it was
         model = MLP(x_train.size(1), y_train.size(1), hidden, dropout).to(device)
+        out_layer = model.net[-1] if isinstance(model.net, nn.Sequential) else model.net
+        init_prior_bias(out_layer, y_train)  # type: ignore[arg-type]
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         xt, yt = x_train.float().to(device), y_train.float().to(device)
         xv, yv = x_val.float().to(device), y_val.float().to(device)
-        best, best_state = float("inf"), None
+        best, best_state = -float("inf"), None
         for epoch in range(epochs):
             model.train()
             opt.zero_grad()
@@ -245,9 +255,11 @@ def fit_predict_mlp(x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tens
             if xv.size(0) and (epoch % 5 == 4 or epoch == epochs - 1):
                 model.eval()
                 with torch.no_grad():
-                    loss = float(F.binary_cross_entropy_with_logits(model(xv), yv))
-                if loss < best:
-                    best, best_state = loss, {k: v.clone() for k, v in model.state_dict().items()}
+                    logits = model(xv)
+                    value = (float(val_score(torch.sigmoid(logits).cpu())) if val_score is not None
+                             else -float(F.binary_cross_entropy_with_logits(logits, yv)))
+                if value > best:
+                    best, best_state = value, {k: v.clone() for k, v in model.state_dict().items()}
         if best_state is not None:
             model.load_state_dict(best_state)
         model.eval()
@@ -291,10 +303,8 @@ def _val_score(task: AnyTask, v: LabelView) -> tuple[str, Callable[[Tensor], flo
     AUPRC, computed as :func:`moa_metrics` computes its ``micro_auprc`` (``average_precision`` over all
     entries) without the per-class scores it would also compute (~20x the time, 60 times per kNN).
     """
-    if isinstance(task, TargetTask):
-        return "mrr", lambda s: _score(task, s, v.val, "val")["mrr"]
-    y_val = task.y[v.val]
-    return "micro_auprc", lambda s: average_precision(y_val, s)
+    name = "mrr" if isinstance(task, TargetTask) else "micro_auprc"
+    return name, _rows_val_score(task, v.val) or (lambda s: math.nan)
 
 
 SimFn = Callable[[Tensor, Tensor], Tensor]
@@ -360,27 +370,41 @@ def knn_baselines(task: AnyTask, ks: Sequence[int] = KNN_KS,
     return out
 
 
+def _rows_val_score(task: AnyTask, rows: Tensor) -> Callable[[Tensor], float] | None:
+    """The GNN's selection metric on validation ``rows`` (micro AUPRC for MoA, filtered MRR for
+    targets) as a function of their scores; None without a row."""
+    if rows.numel() == 0:
+        return None
+    if isinstance(task, TargetTask):
+        return lambda s: _score(task, s, rows, "val")["mrr"]
+    y_val = task.y[rows]
+    return lambda s: average_precision(y_val, s)
+
+
 def _feature_baselines(task: AnyTask, v: LabelView, name: str, x: Tensor, ok: Tensor, seed: int,
-                       epochs: int, device: str | torch.device, hidden: int, standardize: bool
-                       ) -> tuple[Tensor, Tensor, str]:
-    """MLP (or logistic regression) on features ``x`` ``[n_rows, F]``, rows with ``ok`` only."""
+                       epochs: int, device: str | torch.device, hidden: int, standardize: bool,
+                       lr: float = 1e-3) -> tuple[Tensor, Tensor, str]:
+    """MLP (or logistic regression) on features ``x`` ``[n_rows, F]``, rows with ``ok`` only, with the
+    GNN's recipe (:func:`fit_predict_mlp`)."""
     tr, va, te = v.train[ok[v.train]], v.val[ok[v.val]], v.test[ok[v.test]]
     if tr.numel() == 0 or te.numel() == 0:
         return torch.zeros(0, v.n_classes), te, f"{name}: no training or test rows with features"
     x = _standardize(x.float(), tr) if standardize else x.float()
-    scores = fit_predict_mlp(x[tr], v.y(tr), x[va], v.y(va), x[te], hidden=hidden, epochs=epochs, seed=seed,
-                             device=device)
+    scores = fit_predict_mlp(x[tr], v.y(tr), x[va], v.y(va), x[te], hidden=hidden, epochs=epochs, lr=lr,
+                             seed=seed, device=device, val_score=_rows_val_score(task, va))
     return scores, te, f"{tr.numel()} train rows with features"
 
 
 def run_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, hidden: int = 256,
                   device: str | torch.device = "cpu", ks: Sequence[int] = KNN_KS,
-                  shrinks: Sequence[float] = KNN_SHRINKS) -> list[BaselineResult]:
+                  shrinks: Sequence[float] = KNN_SHRINKS, lr: float = 1e-3) -> list[BaselineResult]:
     """Every baseline that applies to ``task``, on ``task.split``, scored on its test rows.
 
     MoA / target tasks: ``frequency_prior``, (targets: ``degree``), ``tanimoto_knn``, ``signature_knn``,
     ``fused_knn`` (:func:`knn_baselines`, ``k`` in ``ks`` and shrinkage in ``shrinks`` chosen on
-    validation), ``fp_mlp`` (rows without a structure get the prior), ``sig_logreg``, ``sig_mlp``,
+    validation), ``fp_mlp`` (rows without a structure get the prior), ``fp_sig_logreg`` and
+    ``fp_sig_mlp`` on the GNN's own compound input (fingerprint, scaled signature, a has-signature
+    column; every compound), ``sig_logreg``, ``sig_mlp``,
     ``shuffled_sig_mlp`` (rows without a signature get the prior). Signature tasks: ``frequency_prior``,
     ``sig_logreg``, ``sig_mlp``, ``shuffled_sig_mlp`` on the signature profiles.
     """
@@ -405,10 +429,18 @@ def run_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, hidden: int =
         has = g[COMPOUND].get("has_structure", torch.ones(v.n_rows, dtype=torch.bool)).bool()
         te_ok = has[v.test]
         mlp_scores, rows, _ = _feature_baselines(task, v, "fp_mlp", fp, has, seed, epochs, device, hidden,
-                                                 False)
+                                                 False, lr)
         fp_mlp = prior.clone()
         fp_mlp[torch.isin(v.test, rows)] = mlp_scores
         add("fp_mlp", fp_mlp, v.test, f"{int((~te_ok).sum())} test rows without structure use the prior")
+        z_c, sig_c = g[COMPOUND].get("z"), g[COMPOUND].get("has_signature")
+        if z_c is not None and sig_c is not None:
+            x_both = torch.cat([fp, signature_input(z_c), sig_c.float().view(-1, 1)], 1)
+            every = torch.ones(v.n_rows, dtype=torch.bool)
+            for name, hid in (("fp_sig_logreg", 0), ("fp_sig_mlp", hidden)):
+                scores, rows, note = _feature_baselines(task, v, name, x_both, every, seed, epochs, device,
+                                                        hid, False, lr)
+                add(name, scores, rows, "fingerprint | scaled signature | has-signature, the GNN's input")
     if v.node_type == COMPOUND:
         z = g[COMPOUND].get("z")
         has_sig = g[COMPOUND].get("has_signature")
@@ -424,7 +456,7 @@ def run_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, hidden: int =
         for name, x, hid in (("sig_logreg", z, 0), ("sig_mlp", z, hidden),
                              ("shuffled_sig_mlp", z_shuf, hidden)):
             scores, rows, note = _feature_baselines(task, v, name, x, has_sig, seed, epochs, device, hid,
-                                                    True)
+                                                    True, lr)
             if v.node_type == COMPOUND and rows.numel():
                 # Scored on the GNN's test rows: compounds without a signature get the prior.
                 n_prior = v.test.numel() - rows.numel()

@@ -111,17 +111,7 @@ def add_cli(app: typer.Typer) -> None:
                 result = run_experiment(conn, cfg, log=typer.echo)
             except UserError as exc:
                 raise fail(str(exc)) from None
-        typer.echo("\nresults (test set, mean ± std over seeds " + " ".join(map(str, cfg.seeds)) + ")")
-        print_table(result.table, result.table_columns)
-        if result.evaluation.comparison_table:
-            typer.echo("\nbest GNN against the best baseline (paired per test compound and seed; Wilcoxon)")
-            print_table(result.evaluation.comparison_table)
-        if result.evaluation.strata_table:
-            typer.echo("\nby the test compound's highest Tanimoto similarity to the training compounds")
-            print_table(result.evaluation.strata_table)
-        if result.noise_table:
-            typer.echo("\nlabel noise (training labels flipped; test labels clean)")
-            print_table(result.noise_table)
+        print_results(result)
         if result.run_ids:
             typer.echo("\nmodel runs")
             print_table(
@@ -138,3 +128,20 @@ def add_cli(app: typer.Typer) -> None:
             )
             first = next(iter(result.run_ids.values()))
             typer.echo(f"\nNext: moakg query run top_predictions --param run={first}")
+
+
+def print_results(result: Any) -> None:
+    """The tables of an :class:`~moakg.gnn.results.ExperimentResult`: the results table, the paired
+    comparison, the similarity strata and the label-noise table (what ``moakg train`` prints)."""
+    cfg = result.config
+    typer.echo("\nresults (test set, mean ± std over seeds " + " ".join(map(str, cfg.seeds)) + ")")
+    print_table(result.table, result.table_columns)
+    if result.evaluation.comparison_table:
+        typer.echo("\nbest GNN against the best baseline (paired per test compound and seed; Wilcoxon)")
+        print_table(result.evaluation.comparison_table)
+    if result.evaluation.strata_table:
+        typer.echo("\nby the test compound's highest Tanimoto similarity to the training compounds")
+        print_table(result.evaluation.strata_table)
+    if result.noise_table:
+        typer.echo("\nlabel noise (training labels flipped; test labels clean)")
+        print_table(result.noise_table)

@@ -140,7 +140,8 @@ def run_experiment(
                     f"{res.best_epoch}/{res.epochs_run}, {res.seconds_per_epoch * 1000:.0f} ms/epoch, "
                     f"{res.mode})")
             if cfg.baselines:
-                for b in run_baselines(task, seed=seed, epochs=cfg.baseline_epochs, device=cfg.device):
+                for b in run_baselines(task, seed=seed, epochs=cfg.baseline_epochs, device=cfg.device,
+                                       lr=cfg.lr):
                     base[(setting, b.name, seed)] = {"metrics": b.metrics, "n_eval": b.n_eval, "note": b.note,
                                                      "scores": b.scores, "eval_idx": b.eval_idx}
     ev = evaluation_tables(cfg, tasks_by, results, base, n_boot=n_boot)
