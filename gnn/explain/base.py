@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
+from moakg.gnn.label_trick import LABEL_INPUT, LABEL_KNOWN
 from moakg.gnn.models import (
     HeteroEncoder,
     MoAClassifier,
@@ -124,8 +125,9 @@ def computation_subgraph(graph: HeteroData, compound: int, depth: int,
         sub[t].num_nodes = int(idx.numel())
         sub[t].n_id = idx
         store = graph[t]
-        if "x" in store:
-            sub[t].x = store.x[idx]
+        for attr in ("x", LABEL_INPUT, LABEL_KNOWN):  # the label trick's inputs slice with x
+            if attr in store:
+                sub[t][attr] = store[attr][idx]
     local = {t: torch.full((int(graph[t].num_nodes),), -1, dtype=torch.long) for t in graph.node_types}
     for t, idx in node_idx.items():
         local[t][idx] = torch.arange(idx.numel())
