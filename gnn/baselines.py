@@ -6,8 +6,11 @@ MLP on consensus signatures (trained on compounds with signatures; scored on eve
 without a signature getting the frequency prior, as ``note`` says, so that every baseline is scored on
 the GNN's test rows), and the shuffled-drug ablation (signatures reassigned among compounds, then the
 same MLP): if it scores like the real signature MLP, the signatures carry no compound-specific MoA
-information. Targets: the same, plus the gene-degree link score. Each baseline returns scores for its
-evaluation rows and is scored with :mod:`moakg.gnn.metrics`.
+information. MoA in the ``'known_targets'`` setting also gets two baselines that see the held-out
+compounds' known targets, as the GNN does there: nearest neighbours on the Jaccard similarity of target
+sets and logistic regression on the target multi-hot vector (:func:`target_baselines`). Targets: the
+same, plus the gene-degree link score. Each baseline returns scores for its evaluation rows and is
+scored with :mod:`moakg.gnn.metrics`.
 
 The GNN picks its epoch on the validation split; the kNN baselines get the same budget: their ``k``
 and shrinkage towards the prior are chosen on the validation rows (neighbours from the training rows
@@ -28,7 +31,16 @@ from torch import Tensor, nn
 
 from moakg.gnn.metrics import average_precision, moa_metrics, target_metrics
 from moakg.gnn.models import signature_input
-from moakg.gnn.tasks import COMPOUND, GENE, SIGNATURE, MoATask, SignatureTask, TargetTask
+from moakg.gnn.tasks import (
+    COMPOUND,
+    GENE,
+    SIGNATURE,
+    MoATask,
+    SignatureTask,
+    TargetTask,
+    edge_types_between,
+    target_relations,
+)
 
 AnyTask = MoATask | TargetTask | SignatureTask
 
@@ -354,20 +366,25 @@ def knn_baselines(task: AnyTask, ks: Sequence[int] = KNN_KS,
     v = label_view(task)
     if v.node_type != COMPOUND or v.test.numel() == 0:
         return []
+    return [_tuned_knn(task, v, name, sim, ok, lack, ks, shrinks)
+            for name, sim, ok, lack in _knn_inputs(task.graph, v.n_rows)]
+
+
+def _tuned_knn(task: AnyTask, v: LabelView, name: str, sim: SimFn, ok: Tensor, lack: str,
+               ks: Sequence[int], shrinks: Sequence[float]) -> BaselineResult:
+    """One kNN baseline: neighbours among the training rows with ``ok``, ``(k, shrink)`` chosen on the
+    validation rows by :func:`tune_knn`, every test row scored (rows without ``ok`` get the prior)."""
     prior = frequency_prior(v.y(v.train), 1)[0]
     metric, val_score = _val_score(task, v)
-    out = []
-    for name, sim, ok, lack in _knn_inputs(task.graph, v.n_rows):
-        tr = v.train[ok[v.train]]
-        y_tr = v.y(tr)
-        choice = tune_knn(sim(v.val, tr), y_tr, prior, val_score, ks, shrinks)
-        scores = knn_scores(sim(v.test, tr), y_tr, choice.k, prior, choice.shrink)
-        how = f"val {metric} {choice.val:.3f}" if choice.tuned else "untuned: no validation score"
-        note = (f"k={choice.k}, shrink={choice.shrink:g} ({how}); "
-                f"{int((~ok[v.test]).sum())} test rows without {lack} use the prior")
-        out.append(BaselineResult(name, _score(task, scores, v.test), int(v.test.numel()), scores, v.test,
-                                  note, {"k": float(choice.k), "shrink": choice.shrink, "val": choice.val}))
-    return out
+    tr = v.train[ok[v.train]]
+    y_tr = v.y(tr)
+    choice = tune_knn(sim(v.val, tr), y_tr, prior, val_score, ks, shrinks)
+    scores = knn_scores(sim(v.test, tr), y_tr, choice.k, prior, choice.shrink)
+    how = f"val {metric} {choice.val:.3f}" if choice.tuned else "untuned: no validation score"
+    note = (f"k={choice.k}, shrink={choice.shrink:g} ({how}); "
+            f"{int((~ok[v.test]).sum())} test rows without {lack} use the prior")
+    return BaselineResult(name, _score(task, scores, v.test), int(v.test.numel()), scores, v.test, note,
+                          {"k": float(choice.k), "shrink": choice.shrink, "val": choice.val})
 
 
 def _rows_val_score(task: AnyTask, rows: Tensor) -> Callable[[Tensor], float] | None:
@@ -395,6 +412,85 @@ def _feature_baselines(task: AnyTask, v: LabelView, name: str, x: Tensor, ok: Te
     return scores, te, f"{tr.numel()} train rows with features"
 
 
+def compound_targets(graph: object) -> Tensor:
+    """long ``[2, P]``: the (compound, gene) pairs of ``graph``'s TARGETS edges (either direction),
+    deduplicated (one edge per source counts once), i.e. each compound's known targets as they stand in
+    the task graph.
+
+    Only the target relations (:func:`~moakg.gnn.tasks.target_relations`): MIMICS / OPPOSES come from
+    the compound's own signature, not from its targets.
+    """
+    n_genes = graph[GENE].num_nodes
+    codes = [torch.empty(0, dtype=torch.long)]
+    for et in edge_types_between(graph, COMPOUND, GENE, target_relations()):
+        ei = graph[et].edge_index
+        c, g = (ei[0], ei[1]) if et[0] == COMPOUND else (ei[1], ei[0])
+        codes.append(c * n_genes + g)
+    code = torch.cat(codes).unique()
+    return torch.stack([code // n_genes, code % n_genes])
+
+
+def _target_sets(pairs: Tensor, rows: Tensor, n_compounds: int) -> tuple[Tensor, Tensor]:
+    """``(T, pos)``: float ``T`` ``[len(rows), G]`` multi-hot target sets of compounds ``rows`` over the
+    ``G`` genes any of them targets, and long ``pos`` ``[n_compounds]`` the row of each compound in ``T``
+    (``-1`` outside ``rows``). Dense over the split's compounds and their genes only: compounds x all
+    genes would be ~1 GB on the full graph (12.5k x 20.5k)."""
+    pos = torch.full((n_compounds,), -1, dtype=torch.long)
+    pos[rows] = torch.arange(rows.numel())
+    pairs = pairs[:, pos[pairs[0]] >= 0]
+    genes, col = pairs[1].unique(return_inverse=True)
+    t = torch.zeros(rows.numel(), genes.numel())
+    t[pos[pairs[0]], col] = 1.0
+    return t, pos
+
+
+def target_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, device: str | torch.device = "cpu",
+                     ks: Sequence[int] = KNN_KS, shrinks: Sequence[float] = KNN_SHRINKS,
+                     lr: float = 1e-3) -> list[BaselineResult]:
+    """``target_jaccard_knn`` and ``target_logreg`` of an MoA task in the ``'known_targets'`` setting
+    (none for any other task or setting: in ``'phenotype'`` held-out compounds have no targets).
+
+    There the GNN sees every held-out compound's TARGETS edges; these baselines ask how much of its
+    score known targets alone explain. Both read target sets from ``task.graph``
+    (:func:`compound_targets`) and the MoA labels of training rows (of validation rows for the choices)
+    only; a test compound contributes its targets, never its label.
+
+    ``target_jaccard_knn``: :func:`knn_scores` on the Jaccard similarity of target-gene sets
+    (:func:`tanimoto` of the multi-hot rows), neighbours among the training compounds with a target,
+    ``k`` in ``ks`` and shrinkage in ``shrinks`` chosen on validation exactly as for ``tanimoto_knn``
+    (:func:`tune_knn`); compounds without a target get the prior. ``target_logreg``: logistic
+    regression on the multi-hot vector over the genes targeted by at least one training compound (the
+    feature space is counted on training compounds only, as the classes are), with the MLP baselines'
+    recipe (:func:`fit_predict_mlp`: prior-bias init, ``lr``, epoch chosen on validation micro AUPRC),
+    trained on the training compounds with a target; test compounds without a target among those genes
+    get the prior. ``note`` says how many test rows got it.
+    """
+    if not isinstance(task, MoATask) or task.setting != "known_targets":
+        return []
+    v = label_view(task)
+    if v.test.numel() == 0:
+        return []
+    split_rows = torch.cat([v.train, v.val, v.test])
+    t, pos = _target_sets(compound_targets(task.graph), split_rows, v.n_rows)
+    has = torch.zeros(v.n_rows, dtype=torch.bool)
+    has[split_rows] = t.sum(1) > 0
+    out = [_tuned_knn(task, v, "target_jaccard_knn",
+                      lambda q, tr: _masked(tanimoto(t[pos[q]], t[pos[tr]]), has[q], has[tr]), has,
+                      "a target", ks, shrinks)]
+    x = t[:, t[pos[v.train]].sum(0) > 0]  # columns: the genes targeted by a training compound
+    tr, va, te = (rows[x[pos[rows]].sum(1) > 0] for rows in (v.train, v.val, v.test))
+    if tr.numel() and te.numel():
+        full = frequency_prior(v.y(v.train), v.test.numel())
+        full[torch.isin(v.test, te)] = fit_predict_mlp(
+            x[pos[tr]], v.y(tr), x[pos[va]], v.y(va), x[pos[te]], hidden=0, epochs=epochs, lr=lr, seed=seed,
+            device=device, val_score=_rows_val_score(task, va))
+        note = (f"{x.size(1)} target genes of training compounds; {v.test.numel() - te.numel()} test "
+                "rows without any of them use the prior")
+        out.append(BaselineResult("target_logreg", _score(task, full, v.test), int(v.test.numel()), full,
+                                  v.test, note))
+    return out
+
+
 def run_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, hidden: int = 256,
                   device: str | torch.device = "cpu", ks: Sequence[int] = KNN_KS,
                   shrinks: Sequence[float] = KNN_SHRINKS, lr: float = 1e-3) -> list[BaselineResult]:
@@ -405,8 +501,9 @@ def run_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, hidden: int =
     validation), ``fp_mlp`` (rows without a structure get the prior), ``fp_sig_logreg`` and
     ``fp_sig_mlp`` on the GNN's own compound input (fingerprint, scaled signature, a has-signature
     column; every compound), ``sig_logreg``, ``sig_mlp``,
-    ``shuffled_sig_mlp`` (rows without a signature get the prior). Signature tasks: ``frequency_prior``,
-    ``sig_logreg``, ``sig_mlp``, ``shuffled_sig_mlp`` on the signature profiles.
+    ``shuffled_sig_mlp`` (rows without a signature get the prior); MoA in ``'known_targets'`` only:
+    ``target_jaccard_knn``, ``target_logreg`` (:func:`target_baselines`). Signature tasks:
+    ``frequency_prior``, ``sig_logreg``, ``sig_mlp``, ``shuffled_sig_mlp`` on the signature profiles.
     """
     v = label_view(task)
     g = task.graph
@@ -465,6 +562,7 @@ def run_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, hidden: int =
                 scores, rows = full, v.test
                 note = f"{n_prior} test rows without a signature use the prior"
             add(name, scores, rows, note)
+    out.extend(target_baselines(task, seed, epochs, device, ks, shrinks, lr))
     return out
 
 

@@ -15,6 +15,7 @@ from moakg.gnn.baselines import (
     KNN_KS,
     KNN_SHRINKS,
     BaselineResult,
+    compound_targets,
     frequency_prior,
     gene_degree,
     knn_baselines,
@@ -23,13 +24,21 @@ from moakg.gnn.baselines import (
     run_baselines,
     tanimoto,
     tanimoto_knn,
+    target_baselines,
     tune_knn,
 )
 from moakg.gnn.metrics import moa_metrics
 from moakg.gnn.noise import flip_labels, flip_labels_report, target_sharing
-from moakg.gnn.tasks import make_moa_task, make_signature_task, make_target_task
+from moakg.gnn.tasks import (
+    drop_incident,
+    make_moa_task,
+    make_signature_task,
+    make_target_task,
+    target_relations,
+)
 
 KNN_NAMES = ("tanimoto_knn", "signature_knn", "fused_knn")
+TARGET_NAMES = ("target_jaccard_knn", "target_logreg")
 
 
 def _by_name(results: list[BaselineResult]) -> dict[str, BaselineResult]:
@@ -213,6 +222,70 @@ def test_target_baselines_degree_ranks_high_degree_genes_first() -> None:
         assert r.metrics["n_compounds"] == r.n_eval, r.name
         assert r.metrics["n_pairs"] == int(torch.isin(test_pairs[0], r.eval_idx).sum()), r.name
     assert res["degree"].metrics["n_pairs"] == test_pairs.size(1)  # degree scores every test compound
+
+
+
+def test_target_baselines_see_known_targets_only_in_that_setting() -> None:
+    """The toy's MoA is a function of the target set (class c targets genes 3c..3c+2) while structure
+    and signatures are noise: the target baselines find the classes in 'known_targets', and exist only
+    there (in 'phenotype' held-out compounds have no targets; the target task predicts them)."""
+    data, maps = toy_graph(n_compounds=150, signal="targets")
+    task = make_moa_task(data, maps, split="random", seed=0, setting="known_targets")
+    known = compound_targets(task.graph).T.tolist()
+    pairs = {(c, g) for c, g in data["Compound", "TARGETS", "Gene"].edge_index.T.tolist()}
+    assert len(known) == len(pairs) and {(c, g) for c, g in known} == pairs  # duplicates count once
+    res = _by_name(run_baselines(task, seed=0))
+    prior = res["frequency_prior"].metrics["micro_auprc"]
+    for name in TARGET_NAMES:
+        m = res[name].metrics
+        assert m["micro_auprc"] > prior + 0.4, (name, m, prior)
+        assert m["micro_auprc"] > res["tanimoto_knn"].metrics["micro_auprc"] + 0.3, (name, m)
+        assert torch.equal(res[name].eval_idx, task.split.test), name  # every test row, as the GNN's
+    assert res["target_jaccard_knn"].metrics["top1_acc"] > 0.9
+    k, shrink = int(res["target_jaccard_knn"].params["k"]), res["target_jaccard_knn"].params["shrink"]
+    assert k in KNN_KS and shrink in KNN_SHRINKS
+    assert res["target_jaccard_knn"].note.endswith("; 0 test rows without a target use the prior")
+    phen = make_moa_task(data, maps, split="random", seed=0, setting="phenotype")
+    assert not set(TARGET_NAMES) & set(_by_name(run_baselines(phen, seed=0, epochs=20)))
+    ttask = make_target_task(data, maps, split="random", seed=0, setting="known_targets")
+    assert target_baselines(ttask) == []
+    # Test compounds without a target (here: edges removed) get the training prior, counted in the note.
+    gone = task.split.test[:4]
+    mask = torch.zeros(data["Compound"].num_nodes, dtype=torch.bool)
+    mask[gone] = True
+    graph = task.graph.clone()
+    drop_incident(graph, "Compound", "Gene", nodes_a=mask, relations=target_relations())
+    cut = _by_name(target_baselines(dataclasses.replace(task, graph=graph), epochs=20))
+    p = frequency_prior(task.y[task.split.train], 1)[0]
+    for name, lack in zip(TARGET_NAMES, ("a target", "any of them"), strict=True):
+        assert cut[name].note.endswith(f"{gone.numel()} test rows without {lack} use the prior"), name
+        assert torch.allclose(cut[name].scores[:4], p.expand(4, -1)), name
+
+
+def test_target_baselines_never_read_test_labels() -> None:
+    """Scrambling the test compounds' MoA labels changes no choice and no score of the target baselines
+    (the feature columns and the epoch come from training targets and validation labels); scrambling
+    the validation labels moves the validation score the kNN choice is made on."""
+    data, maps = toy_graph(n_compounds=150, signal="targets")
+    task = make_moa_task(data, maps, split="random", seed=0, setting="known_targets")
+    s = task.split
+    gen = torch.Generator().manual_seed(0)
+
+    def scrambled(rows: torch.Tensor) -> torch.Tensor:
+        y = task.y.clone()
+        y[rows] = y[rows][torch.randperm(rows.numel(), generator=gen)]
+        return y
+
+    base = _by_name(target_baselines(task))
+    other = _by_name(target_baselines(dataclasses.replace(task, y=scrambled(s.test))))
+    moved_val = _by_name(target_baselines(dataclasses.replace(task, y=scrambled(s.val))))
+    assert set(base) == set(TARGET_NAMES)
+    for name in TARGET_NAMES:
+        assert base[name].params == other[name].params, name
+        assert base[name].note == other[name].note, name
+        assert torch.equal(base[name].scores, other[name].scores), name
+        assert base[name].metrics["micro_auprc"] > other[name].metrics["micro_auprc"] + 0.2, name
+    assert moved_val["target_jaccard_knn"].params["val"] < base["target_jaccard_knn"].params["val"] - 0.2
 
 
 # ------------------------------------------------------------------------------------------ noise
