@@ -25,7 +25,7 @@ What it writes (see :mod:`moakg.derive.similarity` for the scores):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -131,26 +131,7 @@ class SimilarityDeriver(SourceAdapter):
         yield from self.perturbation(ids, z, genes)
 
     def perturbation(self, ids: list[str], z: np.ndarray, genes: list[str]) -> Iterator[Batch]:
-        sigs = q.overexpression_signatures(self.conn)
-        self.count("perturbation_signatures", len(sigs))
-        if not ids or not sigs:
-            return
-        values, mask, outside = signed_gene_vectors([(x["genes"], x["z"]) for x in sigs], genes)
-        self.count("perturbation_genes_not_landmark", outside)
-        targets = sorted({x["gene"] for x in sigs})
-        group = np.searchsorted(np.array(targets), np.array([x["gene"] for x in sigs]))
-        scorer = best_per_group(
-            connectivity_scorer(z, values, mask, self.p.perturbation_min_genes, self.device),
-            group, len(targets))
-        r, c, s = blocked_topk(scorer, len(ids), len(targets), self.p.perturbation_k,
-                               self.p.perturbation_min, self.block, signed=True)
-        rows = {"MIMICS": [], "OPPOSES": []}
-        for i, j, v in zip(r.tolist(), c.tolist(), s.tolist(), strict=True):
-            rows["MIMICS" if v > 0 else "OPPOSES"].append({"start": ids[i], "end": targets[j],
-                                                           "score": round(v, 6)})
-        for rel, rs in rows.items():
-            self.count(f"{rel.lower()}_written", len(rs))
-            yield RelBatch(rel, COMPOUND, ("Gene", "symbol"), rs)
+        yield from perturbation_batches(self.conn, self.p, ids, z, genes, self.count, self.block, self.device)
 
     def _pairs(self, rel: str, ids: list[str], r: np.ndarray, c: np.ndarray, s: np.ndarray) -> RelBatch:
         a, b, v = unordered_pairs(r, c, s)
@@ -158,6 +139,34 @@ class SimilarityDeriver(SourceAdapter):
                 for i, j, x in zip(a.tolist(), b.tolist(), v.tolist(), strict=True)]
         self.count(f"{rel.lower()}_written", len(rows))
         return RelBatch(rel, COMPOUND, COMPOUND, rows)
+
+
+def perturbation_batches(
+    conn: Neo4jConnection, p: SimilarityParams, ids: list[str], z: np.ndarray, genes: list[str],
+    count: Callable[[str, int], None], block: int = DEFAULT_BLOCK, device: str | None = None,
+) -> Iterator[Batch]:
+    """MIMICS / OPPOSES rows from compounds ``ids`` (consensus landmark z [n, len(genes)]) to the genes
+    whose over-expression signature they agree / disagree with (``moakg predict`` calls it for new
+    compounds only); ``count(key, n)`` records the statistics."""
+    sigs = q.overexpression_signatures(conn)
+    count("perturbation_signatures", len(sigs))
+    if not ids or not sigs:
+        return
+    values, mask, outside = signed_gene_vectors([(x["genes"], x["z"]) for x in sigs], genes)
+    count("perturbation_genes_not_landmark", outside)
+    targets = sorted({x["gene"] for x in sigs})
+    group = np.searchsorted(np.array(targets), np.array([x["gene"] for x in sigs]))
+    scorer = best_per_group(connectivity_scorer(z, values, mask, p.perturbation_min_genes, device),
+                            group, len(targets))
+    r, c, s = blocked_topk(scorer, len(ids), len(targets), p.perturbation_k, p.perturbation_min, block,
+                           signed=True)
+    rows: dict[str, list[dict[str, Any]]] = {"MIMICS": [], "OPPOSES": []}
+    for i, j, v in zip(r.tolist(), c.tolist(), s.tolist(), strict=True):
+        rows["MIMICS" if v > 0 else "OPPOSES"].append({"start": ids[i], "end": targets[j],
+                                                       "score": round(v, 6)})
+    for rel, rs in rows.items():
+        count(f"{rel.lower()}_written", len(rs))
+        yield RelBatch(rel, COMPOUND, ("Gene", "symbol"), rs)
 
 
 def derive_similarity(

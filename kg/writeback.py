@@ -79,10 +79,14 @@ def top_k_rows(
 
 def write_predictions(
     conn: Neo4jConnection, run_id: str, rel_type: str, rows: Sequence[Mapping[str, Any]],
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int = DEFAULT_BATCH, origin: str | None = None,
 ) -> dict[str, int]:
     """Replace the ``rel_type`` predictions of ``run_id`` with ``rows`` (``start`` Compound.id, ``end``
     MoA.name / Gene.symbol, ``score``, ``rank``).
+
+    ``origin`` (``moakg predict``: the IngestRun that added the predicted compounds; the rows carry it
+    too) replaces only the predictions of that origin, so the run's test predictions and other batches of
+    new compounds stay.
 
     Returns ``{deleted, written, missing}``; rows whose end nodes are missing are counted, not written.
     """
@@ -90,7 +94,8 @@ def write_predictions(
         raise ValueError(f"prediction type must be one of {sorted(PREDICTION_RELS)}, not {rel_type!r}")
     end_label, end_key = PREDICTION_RELS[rel_type]
     batches = [
-        _prediction_delete(run_id, rel_type),  # replace: this run's old predictions of this type go first
+        # replace: this run's (origin's) old predictions of this type go first
+        _prediction_delete(run_id, rel_type, origin),
         RelBatch(rel_type, ("Compound", "id"), (end_label, end_key), rows),  # merged on run (schema)
     ]
     # Continues the run write_model_run started (not a new attempt); a failure marks the ModelRun failed.
@@ -99,10 +104,11 @@ def write_predictions(
     return {"deleted": counts.deleted, "written": len(rows) - missing, "missing": missing}
 
 
-def _prediction_delete(run_id: str, rel_type: str) -> Delete:
+def _prediction_delete(run_id: str, rel_type: str, origin: str | None = None) -> Delete:
     if rel_type not in PREDICTION_RELS:
         raise ValueError(f"unknown prediction type {rel_type!r}")
-    return Delete("Compound", {"run": run_id}, rel_type=rel_type)
+    where = {"run": run_id} if origin is None else {"run": run_id, "origin": origin}
+    return Delete("Compound", where, rel_type=rel_type)
 
 
 def delete_predictions(conn: Neo4jConnection, run_id: str, rel_type: str | None = None) -> int:
