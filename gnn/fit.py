@@ -28,6 +28,9 @@ class RunResult:
     ``test_scores`` [n_test, n_classes] probabilities (MoA) or [n_test_compounds, n_genes] sigmoid scores
     (targets), rows aligned with ``test_index`` (node indices of ``task``'s node type).
     ``curves``: ``epoch``, ``loss`` (mean training loss), ``val`` (validation metric) per epoch.
+    ``val_metrics`` and ``curves['val']`` are scored against the trainer's validation labels (in the
+    label-noise experiment with ``noisy_validation``: the flipped ones), ``metrics`` against the clean
+    test labels.
     """
 
     task: str

@@ -109,3 +109,19 @@ def flip_labels(y: Tensor, train_idx: Tensor, p: float, mode: str = "uniform", s
                 shares_target: Tensor | None = None) -> Tensor:
     """Noisy copy of ``y`` ``[N, C]``; see :func:`flip_labels_report` (which also says what was flipped)."""
     return flip_labels_report(y, train_idx, p, mode, seed, shares_target)[0]
+
+
+#: seed offset of the validation flips (``noisy_validation``): other rows, other draws than training's
+VAL_SEED_OFFSET = 7919
+
+
+def noisy_split_labels(y: Tensor, split: object, p: float, mode: str = "uniform", seed: int = 0,
+                       shares_target: Tensor | None = None, validation: bool = False) -> Tensor:
+    """``y`` with the training rows of ``split`` flipped at rate ``p`` (:func:`flip_labels`), and with
+    ``validation`` its validation rows too (same function, rate and kind, seed ``seed +``
+    :data:`VAL_SEED_OFFSET`). Test rows are never touched: test metrics are on clean labels."""
+    y_noisy = flip_labels(y, split.train, p, mode, seed, shares_target)  # type: ignore[attr-defined]
+    if validation:
+        y_noisy = flip_labels(y_noisy, split.val, p, mode, seed + VAL_SEED_OFFSET,  # type: ignore[attr-defined]
+                              shares_target)
+    return y_noisy

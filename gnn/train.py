@@ -128,7 +128,8 @@ def train(task: Any, cfg: TrainConfig | None = None, kind: str | None = None, se
     """Train model ``kind`` (default ``cfg.models[0]``) with ``seed`` (default ``cfg.seeds[0]``) on ``task``
     and evaluate it on the test split.
 
-    ``y`` overrides ``task.y`` for training only (label-noise experiments: val and test stay clean);
+    ``y`` overrides ``task.y`` for training and validation (label-noise experiments: its validation rows are
+    what early stopping reads, clean unless ``noisy_validation``; test is always scored on ``task.y``);
     ``sample_weight`` [n_nodes] weights each labelled node's loss (signature quality); ``log`` receives
     one line per epoch.
     """

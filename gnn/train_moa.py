@@ -14,7 +14,7 @@ from torch_geometric.data import HeteroData
 from moakg.gnn.config import TrainConfig
 from moakg.gnn.fit import eval_generator
 from moakg.gnn.label_trick import LABEL_INPUT, attach_label_input, split_known
-from moakg.gnn.losses import make_loss, pos_weight_from_labels
+from moakg.gnn.losses import make_loss, pos_weight_from_labels, set_loss_epoch
 from moakg.gnn.metrics import moa_metrics
 from moakg.gnn.models import MoAClassifier, model_inputs
 from moakg.gnn.sampling import batches, sample_subgraph
@@ -23,9 +23,11 @@ from moakg.gnn.tasks import COMPOUND, GENE, drop_incident, target_relations
 
 def make_moa_loss(cfg: TrainConfig, y_train: Tensor) -> Callable[..., Tensor]:
     """``loss(logits [B, C], y [B, C], sample_weight [B] | None) -> scalar`` for ``cfg.loss``; the
-    ``weighted`` loss takes its positive-class weights from the training labels ``y_train``."""
+    ``weighted`` loss takes its positive-class weights from the training labels ``y_train``, the
+    ``small_loss`` loss is stateful (``set_epoch``, one per run)."""
     pos_weight = pos_weight_from_labels(y_train) if cfg.loss == "weighted" else None
-    return make_loss(cfg.loss, pos_weight, q=cfg.gce_q)
+    return make_loss(cfg.loss, pos_weight, q=cfg.gce_q, forget_rate=cfg.forget_rate,
+                     forget_ramp=cfg.forget_ramp)
 
 
 def init_prior_bias(layer: nn.Linear, y_train: Tensor, eps: float = 1e-3) -> None:
@@ -43,8 +45,11 @@ def init_prior_bias(layer: nn.Linear, y_train: Tensor, eps: float = 1e-3) -> Non
 class MoATrainer:
     """Trains a :class:`~moakg.gnn.models.MoAClassifier` on ``task`` (see :class:`~moakg.gnn.fit.Trainer`).
 
-    ``y`` overrides ``task.y`` for training only (label-noise experiments: val and test stay clean);
-    ``sample_weight`` [n_nodes] weights each labelled node's loss when ``cfg.quality_weights``.
+    ``y`` overrides ``task.y`` for training and validation (label-noise experiments): the loss, the label
+    input and the validation metric (early stopping, ``val_metrics``) read ``y``'s training and validation
+    rows, so a ``y`` with flipped validation rows (``noisy_validation``) is validated on those; the test
+    metrics always read the clean ``task.y``. ``sample_weight`` [n_nodes] weights each labelled node's
+    loss when ``cfg.quality_weights``. The loss is told the epoch before each one (``set_epoch``).
     """
 
     task, metric = "moa", "micro_auprc"
@@ -58,6 +63,7 @@ class MoATrainer:
         self.setting = getattr(task, "setting", "phenotype")
         self.y_clean = task.y.float()  # type: ignore[attr-defined]
         y_train = (y if y is not None else task.y).float()  # type: ignore[attr-defined]
+        self.y_given = y_train  # training and validation labels (possibly noisy); test reads y_clean
         init_prior_bias(model.head[-1], y_train[self.split.train])
         if getattr(model, "votes", None) is not None:
             model.votes.set_prior(y_train[self.split.train])
@@ -72,6 +78,7 @@ class MoATrainer:
         self.y_dev = y_train.to(device)
         use_w = sample_weight is not None and cfg.quality_weights
         self.w_dev = sample_weight.float().to(device) if use_w else None  # type: ignore[union-attr]
+        self.epochs_done = 0
 
     def _step(self, logits: Tensor, rows: Tensor) -> float:
         rows = rows.to(self.device)
@@ -102,6 +109,8 @@ class MoATrainer:
 
     def train_epoch(self) -> list[float]:
         cfg = self.cfg
+        set_loss_epoch(self.loss_fn, self.epochs_done)
+        self.epochs_done += 1
         supervised = self.split.train
         if self.label_trick:
             # This epoch's known labels are inputs; the loss is on the other training compounds only.
@@ -142,4 +151,7 @@ class MoATrainer:
             return torch.cat(out) if out else torch.zeros(0, model.head[-1].out_features)
 
     def evaluate(self, part: str, scores: Tensor) -> dict[str, float]:
-        return moa_metrics(self.y_clean[getattr(self.split, part)], scores)
+        """Metrics of ``part``: validation against the given labels (noisy with ``noisy_validation``, as a
+        user's would be), test against the clean ``task.y``."""
+        y = self.y_clean if part == "test" else self.y_given
+        return moa_metrics(y[getattr(self.split, part)], scores)

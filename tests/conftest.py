@@ -99,3 +99,25 @@ def demo_conn(_session_conn: Neo4jConnection) -> Neo4jConnection:
     Tests using it must not write to the graph beyond what they clean up themselves.
     """
     return ensure_demo_graph(_session_conn)
+
+
+#: fixtures that hand a test the demo graph (conftest's, and the modules' own module-scoped ones)
+DEMO_FIXTURES = {"demo_conn", "demo", "removed"}
+#: demo-graph modules that must come last: they change the graph and clear it when they finish
+DEMO_LAST = ("test_predict.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests that read the demo graph as one block at the end, after every test that clears the
+    graph: ``ensure_demo_graph`` then ingests the demo once (the main-job test's own ingest first) instead
+    of once per module that follows a clearing test. The order is otherwise kept; ``DEMO_LAST`` modules,
+    which clear the graph when done, close the block."""
+
+    def rank(item: pytest.Item) -> int:
+        if not DEMO_FIXTURES & set(getattr(item, "fixturenames", ())):
+            return 0
+        if item.nodeid.split("::")[0].endswith(DEMO_LAST):
+            return 3
+        return 1 if "test_main_job_pipeline" in item.nodeid else 2
+
+    items.sort(key=rank)  # stable: the collection order within each group
