@@ -98,3 +98,49 @@ def test_votes_make_the_gnn_at_least_the_nearest_neighbour(signal: str) -> None:
         assert structure_knn > 0.8 and gnn >= structure_knn - 0.05, (gnn, structure_knn)
     else:  # only signatures do: structure kNN is at chance, the GNN reads the signatures
         assert structure_knn < 0.5 and gnn > structure_knn + 0.3, (gnn, structure_knn, signature_knn)
+
+
+def test_rewired_held_out_labels_reach_no_feature_edge_label_input_or_baseline() -> None:
+    """Rewire every HAS_MOA edge of the test compounds in the graph itself to another MoA and rebuild the
+    task: the class set, the split, every feature, every message edge (similarity edges included), the
+    label input and every baseline's test scores must be what they were. (Validation labels may move
+    choices, as the GNN's epoch: that is what they are for.)"""
+    from moakg.gnn.baselines import run_baselines
+    from moakg.gnn.models import message_edge_types
+
+    data, maps = toy_graph(n_compounds=120, signal="fingerprint")
+    add_similarity_edges(data)
+    task = make_moa_task(data, maps, split="scaffold", seed=0)
+    held = task.split.test
+    et = ("Compound", "HAS_MOA", "MoA")
+    rewired = data.clone()
+    ei = rewired[et].edge_index.clone()
+    # each held-out label moves to the next kept class, so no compound leaves the task
+    kept = task.class_nodes
+    on_held = torch.isin(ei[0], held) & torch.isin(ei[1], kept)
+    pos = (ei[1, on_held].unsqueeze(1) == kept).float().argmax(1)
+    ei[1, on_held] = kept[(pos + 1) % kept.numel()]
+    rewired[et].edge_index = ei
+    rev = ("MoA", "rev_HAS_MOA", "Compound")
+    if rev in rewired.edge_types:
+        rewired[rev].edge_index = ei.flip(0)
+    task2 = make_moa_task(rewired, maps, split="scaffold", seed=0)
+
+    assert task2.classes == task.classes
+    for part in ("train", "val", "test"):
+        assert torch.equal(getattr(task.split, part), getattr(task2.split, part))
+    assert not torch.equal(task.y[held], task2.y[held])  # the rewiring did change held-out labels
+    g1, g2 = model_graph(task, CFG), model_graph(task2, CFG)
+    for t in g1.node_types:
+        for key in ("x", LABEL_INPUT, LABEL_KNOWN):
+            if key in g1[t]:
+                assert torch.equal(g1[t][key], g2[t][key]), (t, key)
+    assert message_edge_types(g1) == message_edge_types(g2)
+    for e in message_edge_types(g1):
+        assert torch.equal(g1[e].edge_index, g2[e].edge_index), e
+    base1 = {b.name: b for b in run_baselines(task, seed=0, epochs=20)}
+    base2 = {b.name: b for b in run_baselines(task2, seed=0, epochs=20)}
+    assert base1.keys() == base2.keys() and "tanimoto_knn" in base1
+    for name, b in base1.items():
+        assert torch.equal(b.eval_idx, base2[name].eval_idx), name
+        assert torch.allclose(b.scores, base2[name].scores), name
