@@ -44,6 +44,7 @@ class TargetTrainer:
         self.graph, self.cfg, self.seed, self.mini = graph, cfg, seed, mini
         self.device, self.gen = device, gen
         self.split, self.pos = task.split, task.pos  # type: ignore[attr-defined]
+        self.setting = getattr(task, "setting", "phenotype")
         self.n_genes = int(task.n_genes)  # type: ignore[attr-defined]
         self.model = model.to(device)
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -52,9 +53,7 @@ class TargetTrainer:
 
     def train_epoch(self) -> list[float]:
         cfg, gen, device, model = self.cfg, self.gen, self.device, self.model
-        pos_train = self.pos["train"]
-        n_sup = max(1, int(round(cfg.supervision_frac * pos_train.size(1))))
-        sup = pos_train[:, torch.randperm(pos_train.size(1), generator=gen)[:n_sup]]
+        sup = self._supervised_pairs()
         msg_graph = without_pairs(self.graph, sup, self.n_genes)
         losses = []
         for b in batches(torch.arange(sup.size(1)), cfg.batch_size if self.mini else sup.size(1), gen):
@@ -79,6 +78,25 @@ class TargetTrainer:
             self.opt.step()
             losses.append(loss.item())
         return losses
+
+    def _supervised_pairs(self) -> Tensor:
+        """This epoch's supervised pairs [2, S], hidden from message passing and predicted.
+
+        Phenotype setting: a ``supervision_frac`` share of the training compounds with *all* their target
+        pairs, so that these compounds enter the epoch as every held-out compound does, without a single
+        TARGETS edge (hiding random pairs left most compounds their other targets, and the model learned
+        to read a compound's targets off its remaining TARGETS edges, which held-out compounds never
+        have). Known-targets setting: a ``supervision_frac`` share of the pairs, as held-out compounds
+        keep some of their targets there.
+        """
+        pos_train, frac, gen = self.pos["train"], self.cfg.supervision_frac, self.gen
+        if self.setting == "phenotype":
+            comps = pos_train[0].unique()
+            n = max(1, int(round(frac * comps.numel())))
+            chosen = comps[torch.randperm(comps.numel(), generator=gen)[:n]]
+            return pos_train[:, torch.isin(pos_train[0], chosen)]
+        n_sup = max(1, int(round(frac * pos_train.size(1))))
+        return pos_train[:, torch.randperm(pos_train.size(1), generator=gen)[:n_sup]]
 
     def predict(self, idx: Tensor) -> Tensor:
         """Sigmoid scores [len(idx), n_genes] of compounds ``idx`` against every gene (eval, no grad)."""

@@ -291,6 +291,28 @@ def test_train_targets_full_and_mini_batch(mini_batch: bool) -> None:
     assert r.val_metrics["mrr"] == pytest.approx(max(r.curves["val"]))
 
 
+@pytest.mark.parametrize("setting", ["phenotype", "known_targets"])
+def test_target_supervision_matches_what_held_out_compounds_lack(setting: str) -> None:
+    """Phenotype: each epoch's supervised pairs are every target of a share of the training compounds
+    (held-out compounds come with no target at all); known_targets: a share of the pairs."""
+    from moakg.gnn.train_target import TargetTrainer
+
+    d = toy_graph()
+    task = make_target_task(d, toy_maps(d), setting=setting)
+    cfg = TrainConfig(hidden=8, supervision_frac=0.3)
+    trainer = SimpleNamespace(pos=task.pos, cfg=cfg, gen=torch.Generator().manual_seed(0), setting=setting)
+    sup = TargetTrainer._supervised_pairs(trainer)  # type: ignore[arg-type]
+    train = task.pos["train"]
+    chosen = sup[0].unique()
+    every_pair_of_chosen = train[:, torch.isin(train[0], chosen)]
+    if setting == "phenotype":
+        assert sup.size(1) == every_pair_of_chosen.size(1)  # no chosen compound keeps a target
+        assert chosen.numel() == round(0.3 * train[0].unique().numel())
+    else:
+        assert sup.size(1) == round(0.3 * train.size(1))
+        assert sup.size(1) < every_pair_of_chosen.size(1)  # chosen compounds keep other targets
+
+
 def test_mini_batch_training_is_reproducible_per_seed() -> None:
     d = toy_graph()
     task = make_moa_task(d, toy_maps(d), min_per_class=2, setting="known_targets")
