@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from functools import partial
 
 import pytest
 import torch
@@ -30,6 +31,7 @@ from moakg.gnn.baselines import (
 from moakg.gnn.metrics import moa_metrics
 from moakg.gnn.noise import flip_labels, flip_labels_report, target_sharing
 from moakg.gnn.tasks import (
+    MoATask,
     drop_incident,
     make_moa_task,
     make_signature_task,
@@ -152,6 +154,13 @@ def test_knn_choice_and_scores_reproduce_from_validation_and_every_test_row_is_s
     assert torch.allclose(r.scores[~has_sig[s.test]], prior.expand(n_without, -1))
 
 
+def scrambled_labels(task: MoATask, gen: torch.Generator, rows: torch.Tensor) -> torch.Tensor:
+    """``task.y`` with the labels of ``rows`` permuted among them."""
+    y = task.y.clone()
+    y[rows] = y[rows][torch.randperm(rows.numel(), generator=gen)]
+    return y
+
+
 def test_knn_tuning_never_reads_test_labels() -> None:
     """Scrambling the test labels leaves every choice and every score as it was (only the test metric
     moves); scrambling the validation labels does move the validation score the choice is made on."""
@@ -159,11 +168,7 @@ def test_knn_tuning_never_reads_test_labels() -> None:
     task = make_moa_task(data, maps, split="random", seed=0)
     s = task.split
     gen = torch.Generator().manual_seed(0)
-
-    def scrambled(rows: torch.Tensor) -> torch.Tensor:
-        y = task.y.clone()
-        y[rows] = y[rows][torch.randperm(rows.numel(), generator=gen)]
-        return y
+    scrambled = partial(scrambled_labels, task, gen)
 
     base = _by_name(knn_baselines(task))
     other = _by_name(knn_baselines(dataclasses.replace(task, y=scrambled(s.test))))
@@ -270,11 +275,7 @@ def test_target_baselines_never_read_test_labels() -> None:
     task = make_moa_task(data, maps, split="random", seed=0, setting="known_targets")
     s = task.split
     gen = torch.Generator().manual_seed(0)
-
-    def scrambled(rows: torch.Tensor) -> torch.Tensor:
-        y = task.y.clone()
-        y[rows] = y[rows][torch.randperm(rows.numel(), generator=gen)]
-        return y
+    scrambled = partial(scrambled_labels, task, gen)
 
     base = _by_name(target_baselines(task))
     other = _by_name(target_baselines(dataclasses.replace(task, y=scrambled(s.test))))
