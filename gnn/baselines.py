@@ -51,6 +51,8 @@ KNN_SHRINKS: tuple[float, ...] = (0.0, 0.1, 0.3)
 KNN_DEFAULT: tuple[int, float] = (5, 0.0)
 """``(k, shrink)`` when there is nothing to tune on (no validation row or no defined validation score)."""
 _W_FLOOR = 1e-6
+TARGET_BASELINES = ("target_jaccard_knn", "target_logreg")
+"""The MoA baselines that read held-out compounds' targets (known_targets setting only)."""
 
 
 @dataclass

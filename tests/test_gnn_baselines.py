@@ -15,6 +15,7 @@ from moakg.gnn.baselines import (
     KNN_DEFAULT,
     KNN_KS,
     KNN_SHRINKS,
+    TARGET_BASELINES,
     BaselineResult,
     compound_targets,
     frequency_prior,
@@ -340,3 +341,21 @@ def test_target_sharing_from_targets_edges() -> None:
     assert share.tolist() == [[False, True, False], [True, False, False], [False, False, False]]
     # only training rows count: without compound 1, class 1 has no targets
     assert not target_sharing(y, targets, 10, rows=torch.tensor([0, 2, 3])).any()
+
+
+def test_both_settings_share_the_setting_free_baselines() -> None:
+    """With --setting both, an MoA seed's baselines that read no targets are trained once and reused in
+    the known_targets setting (same split, same labels); the target-aware ones are its own."""
+    from moakg.gnn.config import TrainConfig
+    from moakg.gnn.run import run_experiment
+
+    data, maps = toy_graph(n_compounds=100, signal="both")
+    cfg = TrainConfig(task="moa", models=("sage",), split="random", seeds=(0,), epochs=2, hidden=8,
+                      baseline_epochs=5, write=False)
+    res = run_experiment(None, cfg, data, maps, log=lambda _m: None, n_boot=20)
+    pheno = {name for (setting, name, _seed) in res.baselines if setting == "phenotype"}
+    known = {name for (setting, name, _seed) in res.baselines if setting == "known_targets"}
+    assert known == pheno | set(TARGET_BASELINES) and not pheno & set(TARGET_BASELINES)
+    for name in pheno:
+        a, b = res.baselines[("phenotype", name, 0)], res.baselines[("known_targets", name, 0)]
+        assert a["scores"] is b["scores"], name  # the same object: trained once
