@@ -144,9 +144,40 @@ class NewSignatures:
     unknown_genes: int = 0
 
 
-def read_new_signatures(path: Path | str, refs: Sequence[str], conn: Neo4jConnection) -> NewSignatures:
+def per_compound(m: Matrix, sig_info: Path | str) -> Matrix:
+    """Signatures (``m``'s rows, keyed by ``sig_id``) averaged per compound, the ``pert_id`` that the
+    signature table ``sig_info`` (GEO ``sig_info``, CLUE ``siginfo_beta``) gives each: a GCTX of level-5
+    signatures becomes one consensus row per compound, as the graph's consensus signatures are (the
+    mean of a compound's signatures is also what the exporter gives a compound with several)."""
+    from moakg.ingest.l1000_meta import load_table
+
+    table = load_table(sig_info, "sig")
+    if "pert_id" not in table.columns:
+        raise InputFormatError(sig_info, 1, "the signature table needs a pert_id column (the compound id)")
+    pert = dict(zip(table["sig_id"].astype(str), table["pert_id"].astype(str), strict=True))
+    unknown = [i for i in m.ids if i not in pert]
+    if unknown:
+        raise InputFormatError(sig_info, "sig_id column", f"signature {unknown[0]!r} of the matrix is not "
+                               f"in the table ({len(unknown)} such signatures)")
+    ids = sorted({pert[i] for i in m.ids})
+    row = {p: k for k, p in enumerate(ids)}
+    sums = np.zeros((len(ids), m.values.shape[1]))
+    counts = np.zeros((len(ids), m.values.shape[1]))
+    values = np.asarray(m.values, dtype=np.float64)
+    for i, sid in enumerate(m.ids):
+        ok = ~np.isnan(values[i])
+        sums[row[pert[sid]], ok] += values[i, ok]
+        counts[row[pert[sid]], ok] += 1
+    with np.errstate(invalid="ignore"):
+        mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan).astype(np.float32)
+    return Matrix(ids, m.genes, mean, m.missing)
+
+
+def read_new_signatures(path: Path | str, refs: Sequence[str], conn: Neo4jConnection,
+                        sig_info: Path | str | None = None) -> NewSignatures:
     """The consensus signatures in ``path`` (a perturbagen x gene table, TSV/CSV, plain or gzip, or a
-    level-5 GCT/GCTX whose column ids are the compound ids), rows keyed by the compounds file's ids.
+    level-5 GCT/GCTX whose column ids are the compound ids), rows keyed by the compounds file's ids;
+    with ``sig_info``, ``path``'s rows are signatures, averaged per compound (:func:`per_compound`).
 
     Gene columns are Entrez ids or symbols (detected), mapped through the graph's Gene nodes. The
     graph's landmark genes are the model's signature input: a file that lacks any of them is refused
@@ -156,6 +187,8 @@ def read_new_signatures(path: Path | str, refs: Sequence[str], conn: Neo4jConnec
     if not path.exists():
         raise UserError(f"{path}: no such signatures file")
     m: Matrix = read_matrix(path)
+    if sig_info is not None:
+        m = per_compound(m, sig_info)
     known = set(refs)
     stray = [i for i in m.ids if i not in known]
     if stray:
@@ -335,7 +368,7 @@ def check_data_version(conn: Neo4jConnection, run_id: str, rec: dict[str, Any]) 
 
 def predict_new_compounds(
     conn: Neo4jConnection, run_id: str, compounds: Path | str, signatures: Path | str | None = None,
-    top_k: int = 5, device: str = "cpu", progress: bool = False,
+    top_k: int = 5, device: str = "cpu", progress: bool = False, sig_info: Path | str | None = None,
 ) -> PredictResult:
     """Add the compounds of ``compounds`` (and their ``signatures``) to the graph, score them with run
     ``run_id`` and write the top ``top_k`` predictions; see the module doc. Raises
@@ -354,7 +387,8 @@ def predict_new_compounds(
         raise UserError(f"run {run_id}: no checkpoint {ckpt}; retrain the run")
     check_data_version(conn, run_id, rec)
     new = read_new_compounds(compounds)
-    sigs = read_new_signatures(signatures, [c.ref for c in new], conn) if signatures is not None else None
+    sigs = (read_new_signatures(signatures, [c.ref for c in new], conn, sig_info) if signatures is not None
+            else None)
 
     index = CompoundIndex.from_graph(conn)
     ids: dict[str, str] = {}
@@ -363,6 +397,7 @@ def predict_new_compounds(
         ids[c.ref] = ident.id
     known = pq.compound_labels(conn, sorted(set(ids.values())))
     files = [Path(compounds)] + ([Path(signatures)] if signatures is not None else [])
+    files += [Path(sig_info)] if sig_info is not None and signatures is not None else []
     report = NewCompoundsAdapter(conn, new, ids, set(known), sigs, files).ingest(conn, progress=progress)
 
     from moakg.kg.export import export_heterodata

@@ -15,8 +15,10 @@ PREDICT_HELP = (
     "COMPOUNDS is a TSV/CSV with a header: an id column (id, compound_id, pert_id, drugbank_id or "
     "compound), smiles and/or inchi, and an optional name. --signatures is their consensus signatures: a "
     "compound x gene matrix (TSV/CSV, gzip or not, Entrez ids or symbols as columns, the first column the "
-    "compound id) or a level-5 GCT/GCTX whose column ids are the compound ids; it must cover the graph's "
-    "landmark genes. Compounds without a signature are scored from structure alone.\n\n"
+    "compound id) or a level-5 GCT/GCTX whose column ids are the compound ids, or, with --sig-info, whose "
+    "column ids are signatures that the signature table maps to compounds (pert_id; averaged per "
+    "compound); it must cover the graph's landmark genes. Compounds without a signature are scored from "
+    "structure alone.\n\n"
     "New compounds are added to the graph with their signatures and their similarity edges to the "
     "compounds already there (one IngestRun, source new_compounds), scored by the run's model, and their "
     "top-k predictions written as PREDICTED_MOA / PREDICTED_TARGET {run, origin}. A compound the graph "
@@ -37,6 +39,9 @@ def add_cli(app: typer.Typer) -> None:
         compounds: Annotated[Path, typer.Option("--compounds", help="TSV/CSV: id, smiles or inchi, name.")],
         signatures: Annotated[Path | None, typer.Option(
             "--signatures", help="Consensus signatures (matrix TSV/CSV or GCT/GCTX).")] = None,
+        sig_info: Annotated[Path | None, typer.Option(
+            "--sig-info", help="Signature table (sig_id, pert_id): --signatures rows are signatures, "
+            "averaged per compound.")] = None,
         top_k: Annotated[int, typer.Option("--top-k", help="Predictions per compound.")] = 5,
         device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
     ) -> None:
@@ -51,7 +56,7 @@ def add_cli(app: typer.Typer) -> None:
         with connect() as conn:
             try:
                 res = predict_new_compounds(conn, run, compounds, signatures, top_k=top_k, device=device,
-                                            progress=True)
+                                            progress=True, sig_info=sig_info)
             except UserError as exc:
                 raise fail(str(exc)) from None
         print_table(res.rows())

@@ -109,6 +109,33 @@ def test_predict_adds_scores_and_writes_removed_compounds(removed: dict) -> None
     assert [p.top for p in again.predictions] == [p.top for p in res.predictions]
 
 
+def test_predict_averages_signatures_per_compound_with_a_signature_table(removed: dict) -> None:
+    """Level-5 signatures keyed by sig_id plus a sig_info table: each compound's signatures are averaged,
+    so two signatures (z - 1 and z + 1) give the consensus z and the same predictions."""
+    conn, run, tmp = removed["conn"], removed["run"], removed["tmp"]
+    first = predict_new_compounds(conn, run, removed["compounds"], removed["signatures"], top_k=5)
+    with gzip.open(removed["signatures"], "rt") as f:
+        header, *rows = f.read().splitlines()
+    per_sig = tmp / "level5.tsv"
+    sig_info = tmp / "sig_info.tsv"
+    lines, info = [header.replace("id", "sig_id", 1)], ["sig_id\tpert_id\tcell_id"]
+    for row in rows:
+        ref, *z = row.split("\t")
+        for k, shift in (("a", -1.0), ("b", 1.0)):
+            lines.append(f"{ref}:{k}\t" + "\t".join(f"{float(v) + shift:.4f}" for v in z))
+            info.append(f"{ref}:{k}\t{ref}\tA375")
+    per_sig.write_text("\n".join(lines) + "\n")
+    sig_info.write_text("\n".join(info) + "\n")
+    res = predict_new_compounds(conn, run, removed["compounds"], per_sig, top_k=5, sig_info=sig_info)
+    for a, b in zip(first.predictions, res.predictions, strict=True):
+        assert [m for m, _ in a.top] == [m for m, _ in b.top]
+        assert [s for _, s in a.top] == pytest.approx([s for _, s in b.top], abs=1e-4)
+    bad = tmp / "sig_info_short.tsv"
+    bad.write_text("\n".join(info[:-1]) + "\n")
+    with pytest.raises(UserError, match="not in the table"):
+        predict_new_compounds(conn, run, removed["compounds"], per_sig, sig_info=bad)
+
+
 def test_predict_flags_a_compound_the_graph_knows(removed: dict) -> None:
     conn, run = removed["conn"], removed["run"]
     known = conn.query("MATCH (c:Compound)-[:HAS_MOA]->(m:MoA) WHERE c.smiles IS NOT NULL "
