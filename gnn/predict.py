@@ -249,11 +249,15 @@ class NewCompoundsAdapter(SourceAdapter):
 
     def batches(self) -> Iterator[Batch]:
         new = [c for c in self.compounds if self.ids[c.ref] == c.inchikey and c.inchikey not in self.existing]
+        # Written by hand, not with CompoundIdentity.node_props: without source_keys / source_smiles,
+        # moakg.ingest.identity never counts these compounds as a source's structure, so a later ingest
+        # cannot merge a training compound into one of them (or re-key it).
         rows = [{"id": c.inchikey, "inchikey": c.inchikey, "inchikey_block1": c.inchikey.split("-")[0],
                  "name": c.name, "smiles": c.smiles, "source_ids": [f"{self.source}:{c.ref}"]} for c in new]
-        self.stats.update(compounds_new=len(new), compounds_in_graph=len(self.compounds) - len(new))
-        yield NodeBatch("Compound", "id", rows)
         new_ids = [c.inchikey for c in new]
+        self.stats.update(compounds_new=len(new), compounds_in_graph=len(self.compounds) - len(new),
+                          compounds_added=new_ids)
+        yield NodeBatch("Compound", "id", rows)
         sig_ids, z_lm = [], np.zeros((0, 0), np.float32)
         if self.sigs is not None:
             new_refs = {c.ref: c.inchikey for c in new}
@@ -279,7 +283,6 @@ class NewCompoundsAdapter(SourceAdapter):
         if sig_ids:
             sig_compounds = [s.removeprefix("consensus:new:") for s in sig_ids]
             yield from self._signature_edges(sig_compounds, z_lm)
-        self.stats["compounds_added"] = new_ids
 
     # -- derived edges from the new compounds' side, with the graph's derive parameters ----------------
     def _structure_edges(self, new: list[NewCompound]) -> RelBatch:
@@ -298,7 +301,8 @@ class NewCompoundsAdapter(SourceAdapter):
         p = self.derive
         genes = dq.landmark_symbols(self.conn)
         ids, z_old = dq.compound_consensus(self.conn, len(genes))
-        keep = [k for k, i in enumerate(ids) if i not in set(new_ids)]
+        new = set(new_ids)
+        keep = [k for k, i in enumerate(ids) if i not in new]
         all_ids = new_ids + [ids[k] for k in keep]
         z = np.concatenate([z_new, z_old[keep]]) if keep else z_new
         r, c, s = blocked_topk(spearman_scorer(z), len(new_ids), len(all_ids), p.signature_k,

@@ -63,7 +63,9 @@ class MoATrainer:
         self.setting = getattr(task, "setting", "phenotype")
         self.y_clean = task.y.float()  # type: ignore[attr-defined]
         y_train = (y if y is not None else task.y).float()  # type: ignore[attr-defined]
-        self.y_given = y_train  # training and validation labels (possibly noisy); test reads y_clean
+        # the given (possibly noisy) labels: the loss, the label input (training rows only) and the validation
+        # metric read them; the test metric reads y_clean
+        self.y_given = y_train
         init_prior_bias(model.head[-1], y_train[self.split.train])
         if getattr(model, "votes", None) is not None:
             model.votes.set_prior(y_train[self.split.train])
@@ -71,7 +73,6 @@ class MoATrainer:
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.loss_fn = make_moa_loss(cfg, y_train[self.split.train])
         self.label_trick = LABEL_INPUT in graph[model.node_type]
-        self.y_input = y_train  # the label input: the (possibly noisy) training labels, never val/test
         if self.label_trick:
             attach_label_input(graph, model.node_type, y_train, self.split.train)
         self.inputs = None if mini else model_inputs(graph, device)
@@ -89,7 +90,7 @@ class MoATrainer:
         return loss.item()
 
     def _set_label_input(self, known: Tensor) -> None:
-        attach_label_input(self.graph, self.model.node_type, self.y_input, known)
+        attach_label_input(self.graph, self.model.node_type, self.y_given, known)
         if not self.mini:
             self.inputs = model_inputs(self.graph, self.device)
 
