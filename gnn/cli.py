@@ -85,6 +85,7 @@ def add_cli(app: typer.Typer) -> None:
                                  typer.Option("--num-neighbors", help=h("num_neighbors"))] = None,
         node_budget: Annotated[int | None, typer.Option(help=h("node_budget"))] = None,
         neg_ratio: Annotated[int | None, typer.Option(help=h("neg_ratio"))] = None,
+        target_loss: Annotated[str | None, typer.Option(help=h("target_loss"))] = None,
         supervision_frac: Annotated[float | None, typer.Option(help=h("supervision_frac"))] = None,
         label_trick: Annotated[bool | None, typer.Option("--label-trick/--no-label-trick",
                                                          help=h("label_trick"))] = None,

@@ -29,6 +29,7 @@ STRUCTURE_SPLITS = ("scaffold", "cluster")
 SETTINGS = ("phenotype", "known_targets")
 NOISE_MODES = ("uniform", "structured")
 LOSSES = ("bce", "weighted", "gce", "small_loss")
+TARGET_LOSSES = ("softmax", "bce")
 #: above this many nodes + message edges the graph is trained in mini-batches when ``mini_batch`` is None
 DEFAULT_NODE_BUDGET = 5_000_000
 
@@ -104,12 +105,17 @@ class TrainConfig:
                                           "mini-batches; repeat, one per hop.")
     node_budget: int = _opt(DEFAULT_NODE_BUDGET, "With mini_batch None: nodes + message edges above which "
                             "training is mini-batch.")
-    neg_ratio: int = _opt(5, "Target task: random negative genes per positive pair.")
+    neg_ratio: int = _opt(5, "Target task: random negative genes per positive pair (bce; softmax in "
+                          "mini-batches).")
+    target_loss: str = _opt("softmax", "Target task: softmax (each hidden target against every gene, a "
+                            "ranking loss like the MRR it is judged by; against the sampled negatives in "
+                            "mini-batches) or bce (each pair against random negatives).")
     supervision_frac: float = _opt(0.3, "Target task: share of training pairs hidden from message passing "
                                    "each epoch and predicted.")
     label_trick: bool = _opt(True, "MoA: training compounds' labels as masked input features, and votes of "
                              "the known neighbours' labels over SIMILAR_STRUCTURE / SIMILAR_SIGNATURE "
-                             "edges (the tuned kNN as a special case of the model).",
+                             "edges; targets: votes of those neighbours' TARGETS edges (the tuned kNN as "
+                             "a special case of the model).",
                              "--label-trick/--no-label-trick")
     label_known_frac: float = _opt(0.5, "Label trick: share of training compounds whose labels are an input "
                                    "each epoch (the loss is on the rest).")
@@ -128,6 +134,9 @@ class TrainConfig:
     # ------------------------------------------------------------------------------------------ checks
     def validate(self) -> None:
         """Raise :class:`~moakg.errors.UserError` with one clear line for a bad value or combination."""
+        if self.target_loss not in TARGET_LOSSES:
+            raise UserError(f"--target-loss must be one of {', '.join(TARGET_LOSSES)}, "
+                            f"not {self.target_loss!r}")
         if self.task not in TASKS:
             raise UserError(f"--task must be one of {', '.join(TASKS)}, not {self.task!r}")
         if not self.models:

@@ -28,6 +28,7 @@ from torch_geometric.nn import HeteroConv, HGTConv, RGCNConv, SAGEConv
 
 from moakg.errors import UserError
 from moakg.gnn.label_trick import LABEL_INPUT, LABEL_KNOWN, label_width
+from moakg.gnn.link_vote import LinkVotes, LinkVoteTable
 from moakg.gnn.similarity_vote import LabelVotes
 from moakg.kg.schema import is_label_edge as schema_is_label_edge
 
@@ -414,53 +415,99 @@ class MoAClassifier(nn.Module):
 
 
 class TargetLinkPredictor(nn.Module):
-    r"""Compound -> Gene link scores: DistMult plus a learned per-gene bias,
+    r"""Compound -> Gene link scores: DistMult plus a learned per-gene bias, plus, with the label trick,
+    the votes of the compound's similar compounds' targets (:class:`~moakg.gnn.link_vote.LinkVotes`):
 
     .. math::
-        s(c, g) = \langle \mathbf{h}_c, \mathbf{r}, \mathbf{h}_g \rangle + b_g .
+        s(c, g) = \langle \mathbf{h}_c, \mathbf{r}, \mathbf{h}_g \rangle + b_g + \Delta s_{cg} .
 
-    The bias learns how often each gene is a target (the degree prior), so the embedding term is spent on
-    what is compound-specific. :meth:`forward` returns the encoder's embeddings; :meth:`score` and
-    :meth:`score_all` turn them into logits.
+    The bias starts at the log-odds of how often each gene is a training target (:meth:`set_prior`, the
+    frequency prior), so the embedding term is spent on what is compound-specific. With votes,
+    :math:`\mathbf{r}` starts at zero: the model starts as the neighbours' vote (the kNN special case)
+    and moves away from it where the encoder helps (a random DistMult term at the start drowned the
+    vote, as a random head did for MoA). :meth:`forward` returns the encoder's embeddings;
+    :meth:`score` and :meth:`score_all` turn them into logits, with the vote tables of the same graph
+    (:meth:`link_votes`); :meth:`logits_all` does all three on one full graph.
 
     Args:
         encoder: a :class:`HeteroEncoder`.
         n_genes: number of Gene nodes (rows of the bias table, indexed by global gene id).
+        votes: the neighbour target votes, or None.
 
     Shapes:
         - **input:** ``x_dict``, ``edge_index_dict`` as :class:`HeteroEncoder`.
         - **output:** ``{t: [N_t, hidden]}``.
     """
 
-    def __init__(self, encoder: HeteroEncoder, n_genes: int) -> None:
+    def __init__(self, encoder: HeteroEncoder, n_genes: int, votes: LinkVotes | None = None) -> None:
         super().__init__()
-        self.encoder = encoder
-        self.rel = nn.Parameter(torch.ones(encoder.hidden))
+        self.encoder, self.votes = encoder, votes
+        self.rel = nn.Parameter(torch.empty(encoder.hidden))
         self.gene_bias = nn.Embedding(max(n_genes, 1), 1)
-        nn.init.zeros_(self.gene_bias.weight)
+        self.register_buffer("bias0", torch.zeros(max(n_genes, 1)))
+        self._reset_link()
+
+    def _reset_link(self) -> None:
+        nn.init.constant_(self.rel, 0.0 if self.votes is not None else 1.0)
+        with torch.no_grad():
+            self.gene_bias.weight.copy_(self.bias0.unsqueeze(-1))
 
     def reset_parameters(self) -> None:
         self.encoder.reset_parameters()
-        nn.init.ones_(self.rel)
-        nn.init.zeros_(self.gene_bias.weight)
+        if self.votes is not None:
+            self.votes.reset_parameters()
+        self._reset_link()
+
+    def set_prior(self, pos_train: Tensor, n_train_compounds: int) -> None:
+        """Start the gene bias at the log-odds of each gene's share of the ``n_train_compounds``
+        training compounds (pairs ``pos_train`` [2, P]); the votes shrink towards the same prior."""
+        n = self.bias0.numel()
+        counts = torch.bincount(torch.unique(pos_train[0] * n + pos_train[1]) % n, minlength=n).float()
+        prior = (counts / max(n_train_compounds, 1)).clamp(1e-4, 1 - 1e-4)
+        with torch.no_grad():
+            self.bias0.copy_(torch.log(prior) - torch.log1p(-prior))
+            self.gene_bias.weight.copy_(self.bias0.unsqueeze(-1))
+            if self.votes is not None:
+                self.votes.prior.copy_(prior)
 
     def forward(self, x_dict: dict[str, Tensor],
                 edge_index_dict: dict[EdgeType, Tensor]) -> dict[str, Tensor]:
         return self.encoder(x_dict, edge_index_dict)
 
+    def link_votes(self, x_dict: dict[str, Tensor],
+                   edge_index_dict: dict[EdgeType, Tensor]) -> list[LinkVoteTable | None] | None:
+        """The vote tables of the graph ``(x_dict, edge_index_dict)`` (None without votes)."""
+        if self.votes is None:
+            return None
+        return self.votes.tables(x_dict["Compound"], edge_index_dict, int(x_dict["Gene"].size(0)))
+
     def score(
-        self, h: dict[str, Tensor], comp: Tensor, gene: Tensor, gene_global: Tensor | None = None
+        self, h: dict[str, Tensor], comp: Tensor, gene: Tensor, gene_global: Tensor | None = None,
+        votes: list[LinkVoteTable | None] | None = None,
     ) -> Tensor:
-        """Logits [E] for pairs (``comp[i]``, ``gene[i]``), local indices into ``h``; ``gene_global``
-        (defaults to ``gene``) indexes the per-gene bias."""
+        """Logits [E] for pairs (``comp[i]``, ``gene[i]``), local indices into ``h`` (and ``votes``, the
+        tables of the same graph); ``gene_global`` (defaults to ``gene``) indexes the per-gene bias."""
         g_glob = gene if gene_global is None else gene_global
         s = (h["Compound"][comp] * self.rel * h["Gene"][gene]).sum(-1)
-        return s + self.gene_bias(g_glob).squeeze(-1)
+        s = s + self.gene_bias(g_glob).squeeze(-1)
+        if votes is not None and self.votes is not None:
+            s = s + self.votes.offset(votes, comp, gene, g_glob)
+        return s
 
-    def score_all(self, h: dict[str, Tensor], comp: Tensor) -> Tensor:
-        """Logits [len(comp), n_genes] of the given compounds against every gene (full-graph ``h``)."""
+    def score_all(self, h: dict[str, Tensor], comp: Tensor,
+                  votes: list[LinkVoteTable | None] | None = None) -> Tensor:
+        """Logits [len(comp), n_genes] of the given compounds against every gene (full-graph ``h``, and
+        ``votes`` of the full graph)."""
         s = (h["Compound"][comp] * self.rel) @ h["Gene"].T
-        return s + self.gene_bias.weight.squeeze(-1)[None, : s.size(1)]
+        s = s + self.gene_bias.weight.squeeze(-1)[None, : s.size(1)]
+        if votes is not None and self.votes is not None:
+            s = s + self.votes.offset_all(votes, comp)[:, : s.size(1)]
+        return s
+
+    def logits_all(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor],
+                   comp: Tensor) -> Tensor:
+        """:meth:`score_all` of compounds ``comp`` on one full graph (embeddings and votes of it)."""
+        return self.score_all(self(x_dict, edge_index_dict), comp, self.link_votes(x_dict, edge_index_dict))
 
 
 def build_encoder(

@@ -468,7 +468,7 @@ def _scores(run: Any, rows: torch.Tensor, hide: torch.Tensor) -> torch.Tensor:
     dev = next(model.parameters()).device
     model.eval()
     with torch.no_grad():
-        out = model(*model_inputs(graph, dev))
+        inputs = model_inputs(graph, dev)
         if run.kind == "moa":
-            return torch.sigmoid(out[rows.to(dev)]).cpu()
-        return torch.sigmoid(model.score_all(out, rows.to(dev))).cpu()
+            return torch.sigmoid(model(*inputs)[rows.to(dev)]).cpu()
+        return torch.sigmoid(model.logits_all(*inputs, rows.to(dev))).cpu()

@@ -109,16 +109,20 @@ class SimilarityVote(MessagePassing):
         kappa = F.softplus(self.raw_kappa)
         return (out[:, :-1] + kappa * prior) / (kappa + out[:, -1:])
 
-    def message(self, f_i: Tensor, f_j: Tensor, payload_j: Tensor) -> Tensor:
+    def edge_weight(self, f_i: Tensor, f_j: Tensor) -> Tensor:
+        r""":math:`w_{ij}` [E] of the feature rows ``f_i``, ``f_j`` [E, D] of the edges' endpoints."""
         s = SIMILARITIES[self.similarity](f_i, f_j)
-        w = torch.exp(F.softplus(self.raw_beta) * (s - 1.0))
-        return w.unsqueeze(-1) * payload_j
+        return torch.exp(F.softplus(self.raw_beta) * (s - 1.0))
+
+    def message(self, f_i: Tensor, f_j: Tensor, payload_j: Tensor) -> Tensor:
+        return self.edge_weight(f_i, f_j).unsqueeze(-1) * payload_j
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.similarity}, cols={self.feature_cols})"
 
 
-def _logit(p: Tensor, eps: float = 1e-4) -> Tensor:
+def safe_logit(p: Tensor, eps: float = 1e-4) -> Tensor:
+    """log(p / (1 - p)) with p clamped to [eps, 1 - eps]."""
     p = p.clamp(eps, 1 - eps)
     return torch.log(p) - torch.log1p(-p)
 
@@ -175,10 +179,10 @@ class LabelVotes(nn.Module):
     def forward(self, x: Tensor, y: Tensor, known: Tensor,
                 edge_index_dict: dict[EdgeType, Tensor]) -> Tensor:
         out = torch.zeros_like(y)
-        base = _logit(self.prior)
+        base = safe_logit(self.prior)
         for r, (rel, vote) in enumerate(self.votes.items()):
             eis = [ei for et in self.relations[rel]
                    if (ei := edge_index_dict.get(et)) is not None and ei.numel()]
             if eis:
-                out = out + self.gates[r] * (_logit(vote(x, y, known, self.prior, eis)) - base)
+                out = out + self.gates[r] * (safe_logit(vote(x, y, known, self.prior, eis)) - base)
         return out

@@ -25,6 +25,7 @@ from torch_geometric.data import HeteroData
 from moakg.gnn.config import TrainConfig
 from moakg.gnn.fit import RunResult, fit, seed_all
 from moakg.gnn.label_trick import attach_label_input
+from moakg.gnn.link_vote import LinkVotes
 from moakg.gnn.models import (
     MoAClassifier,
     TargetLinkPredictor,
@@ -50,8 +51,15 @@ VOTE_RELATIONS = (("SIMILAR_STRUCTURE", "tanimoto", "fp", 1.0), ("SIMILAR_SIGNAT
 
 
 def uses_label_trick(task: Any, cfg: TrainConfig) -> bool:
-    """The label trick applies to compound MoA tasks when ``cfg.label_trick`` is on."""
+    """The label trick (training compounds' MoA labels as input) applies to compound MoA tasks when
+    ``cfg.label_trick`` is on; target tasks vote with the TARGETS edges instead
+    (:func:`uses_link_votes`)."""
     return cfg.label_trick and isinstance(task, MoATask)
+
+
+def uses_link_votes(task: Any, cfg: TrainConfig) -> bool:
+    """Target tasks add their similar compounds' target votes when ``cfg.label_trick`` is on."""
+    return cfg.label_trick and isinstance(task, TargetTask)
 
 
 def _scale_signature_inputs(graph: HeteroData) -> None:
@@ -112,7 +120,9 @@ def build_model(task: Any, graph: HeteroData, cfg: TrainConfig, kind: str) -> nn
     :func:`~moakg.gnn.explain.loading.load_run` both build models here, so a checkpoint always fits."""
     encoder = build_encoder(graph, kind, cfg.hidden, cfg.layers, cfg.dropout, cfg.heads)
     if isinstance(task, TargetTask):
-        return TargetLinkPredictor(encoder, int(task.n_genes))
+        relations = vote_relations(graph) if uses_link_votes(task, cfg) else {}
+        votes = LinkVotes(relations, edge_type("TARGETS"), int(task.n_genes)) if relations else None
+        return TargetLinkPredictor(encoder, int(task.n_genes), votes)
     n_classes = task.y.size(1)
     if not uses_label_trick(task, cfg):
         return MoAClassifier(encoder, n_classes, SIGNATURE if isinstance(task, SignatureTask) else COMPOUND)

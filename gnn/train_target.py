@@ -1,8 +1,8 @@
 """Target training: Compound -> Gene link prediction, validated on filtered MRR.
 
-Each epoch hides a random ``supervision_frac`` of the training pairs from message passing and predicts
-exactly those (BCE against ``neg_ratio`` random genes per positive), so the model learns to predict edges
-it cannot see, as at test time.
+Each epoch hides a share (``supervision_frac``) of the training compounds' targets from message passing and
+predicts exactly those (a softmax over every gene, or BCE against ``neg_ratio`` random genes per
+positive), so the model learns to predict edges it cannot see, as at test time.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
@@ -46,6 +47,8 @@ class TargetTrainer:
         self.split, self.pos = task.split, task.pos  # type: ignore[attr-defined]
         self.setting = getattr(task, "setting", "phenotype")
         self.n_genes = int(task.n_genes)  # type: ignore[attr-defined]
+        # the prior's denominator: training compounds with a target (the kNN baselines' known compounds)
+        model.set_prior(self.pos["train"], int(self.pos["train"][0].unique().numel()))
         self.model = model.to(device)
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.bce = nn.BCEWithLogitsLoss()
@@ -55,29 +58,58 @@ class TargetTrainer:
         cfg, gen, device, model = self.cfg, self.gen, self.device, self.model
         sup = self._supervised_pairs()
         msg_graph = without_pairs(self.graph, sup, self.n_genes)
+        full_inputs = model_inputs(msg_graph, device)
+        if not self.mini and cfg.target_loss == "softmax":
+            return [self._step(self._full_softmax_loss(full_inputs, sup))]
         losses = []
         for b in batches(torch.arange(sup.size(1)), cfg.batch_size if self.mini else sup.size(1), gen):
             p = sup[:, b]
             comp = p[0].repeat(cfg.neg_ratio + 1)
             neg = torch.randint(0, self.n_genes, (p.size(1) * cfg.neg_ratio,), generator=gen)
             gene = torch.cat([p[1], neg])
-            label = torch.cat([torch.ones(p.size(1)), torch.zeros(p.size(1) * cfg.neg_ratio)]).to(device)
+            # the votes read the whole message graph (cheap, no encoder), so mini-batches get exact ones
+            votes = model.link_votes(*full_inputs)
+            comp_d, gene_d = comp.to(device), gene.to(device)
             if self.mini:
                 uc, ci = torch.unique(comp, return_inverse=True)
                 ug, gi = torch.unique(gene, return_inverse=True)
                 sub, local = sample_subgraph(msg_graph, {COMPOUND: uc, GENE: ug}, cfg.num_neighbors, gen)
                 h = model(*model_inputs(sub, device))
-                logits = model.score(h, local[COMPOUND][ci].to(device), local[GENE][gi].to(device),
-                                     gene.to(device))
+                logits = model.score(h, local[COMPOUND][ci].to(device), local[GENE][gi].to(device), gene_d)
+                if votes is not None and model.votes is not None:
+                    logits = logits + model.votes.offset(votes, comp_d, gene_d, gene_d)
             else:
-                h = model(*model_inputs(msg_graph, device))
-                logits = model.score(h, comp.to(device), gene.to(device))
-            loss = self.bce(logits, label)
-            self.opt.zero_grad()
-            loss.backward()
-            self.opt.step()
-            losses.append(loss.item())
+                logits = model.score(model(*full_inputs), comp_d, gene_d, votes=votes)
+            if cfg.target_loss == "softmax":
+                # sampled softmax: each positive (column 0) against its own neg_ratio negatives
+                loss = F.cross_entropy(logits.view(cfg.neg_ratio + 1, -1).T,
+                                       torch.zeros(p.size(1), dtype=torch.long, device=device))
+            else:
+                label = torch.cat([torch.ones(p.size(1)), torch.zeros(p.size(1) * cfg.neg_ratio)])
+                loss = self.bce(logits, label.to(device))
+            losses.append(self._step(loss))
         return losses
+
+    def _full_softmax_loss(self, inputs: tuple, sup: Tensor) -> Tensor:
+        r"""Mean over the supervised pairs :math:`(c, g)` of :math:`-\log \mathrm{softmax}_{g'}(s_{cg'})_g`,
+        the softmax over every gene: the loss ranks each hidden target above all other genes, as the
+        filtered MRR judges it (the compound's other hidden targets are left out of its denominator)."""
+        comps, row = torch.unique(sup[0], return_inverse=True)
+        device = self.device
+        logits = self.model.logits_all(*inputs, comps.to(device))
+        # a compound's other true targets are not negatives of this pair: mask them out of the softmax
+        other = torch.zeros_like(logits, dtype=torch.bool)
+        other[row.to(device), sup[1].to(device)] = True
+        pair_logit = logits[row.to(device), sup[1].to(device)]
+        masked = logits.masked_fill(other, float("-inf"))
+        log_norm = torch.logaddexp(torch.logsumexp(masked, dim=1)[row.to(device)], pair_logit)
+        return (log_norm - pair_logit).mean()
+
+    def _step(self, loss: Tensor) -> float:
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return loss.item()
 
     def _supervised_pairs(self) -> Tensor:
         """This epoch's supervised pairs [2, S], hidden from message passing and predicted.
@@ -104,8 +136,9 @@ class TargetTrainer:
         model.eval()
         with torch.no_grad():
             if not self.mini:
-                return torch.sigmoid(model.score_all(model(*self.inputs), idx.to(device))).cpu()
-            # Mini-batch: embed genes and compounds in sampled batches, then score all pairs.
+                return torch.sigmoid(model.logits_all(*self.inputs, idx.to(device))).cpu()
+            # Mini-batch: embed genes and compounds in sampled batches, then score all pairs; the votes
+            # come from the whole graph.
             gen = eval_generator(self.seed)
             tables: dict[str, Tensor] = {}
             for t, ids in ((GENE, torch.arange(self.n_genes)), (COMPOUND, idx)):
@@ -114,7 +147,11 @@ class TargetTrainer:
                     sub, local = sample_subgraph(self.graph, {t: batch}, self.cfg.num_neighbors, gen)
                     parts.append(model(*model_inputs(sub, device))[t][local[t].to(device)])
                 tables[t] = torch.cat(parts)
-            return torch.sigmoid(model.score_all(tables, torch.arange(idx.numel(), device=device))).cpu()
+            logits = model.score_all(tables, torch.arange(idx.numel(), device=device))
+            votes = model.link_votes(*model_inputs(self.graph, device))
+            if votes is not None and model.votes is not None:
+                logits = logits + model.votes.offset_all(votes, idx.to(device))
+            return torch.sigmoid(logits).cpu()
 
     def evaluate(self, part: str, scores: Tensor) -> dict[str, float]:
         """Filtered ranking metrics against the part's true pairs; training pairs are left out."""

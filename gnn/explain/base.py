@@ -169,7 +169,9 @@ class ExplainedModel(nn.Module):
         comp = torch.arange(h["Compound"].size(0), device=h["Compound"].device)
         gene = torch.full_like(comp, self.gene_local)
         glob = torch.full_like(comp, idx)
-        return self.model.score(h, comp, gene, glob).unsqueeze(-1)
+        # the votes read the same (masked or pruned) edges, so removing a neighbour's TARGETS edge moves them
+        votes = self.model.link_votes(x_dict, edges)
+        return self.model.score(h, comp, gene, glob, votes).unsqueeze(-1)
 
 
 def explained_inputs(sub: CompSubgraph, device: torch.device | None = None,

@@ -67,12 +67,15 @@ def _scores(run: LoadedRun, compound: int) -> torch.Tensor:
     with torch.no_grad():
         # One full-graph forward per run (seconds on the real graph), not one per explained compound.
         if "out" not in run.cache:
-            run.cache["out"] = model(*model_inputs(run.graph, model_device(model)))
+            inputs = model_inputs(run.graph, model_device(model))
+            run.cache["out"] = model(*inputs)
+            if run.kind == "target":
+                run.cache["votes"] = model.link_votes(*inputs)
         out = run.cache["out"]
         if run.kind == "moa":
             return torch.sigmoid(out[compound]).cpu()
         comp = torch.tensor([compound], device=model_device(model))
-        return torch.sigmoid(model.score_all(out, comp))[0].cpu()
+        return torch.sigmoid(model.score_all(out, comp, run.cache["votes"]))[0].cpu()
 
 
 def resolve_target(run: LoadedRun, compound: int, moa: str | None = None,

@@ -1,0 +1,179 @@
+r"""Neighbour target votes for link prediction: the Tanimoto kNN of targets as a term of the link model.
+
+For MoA, :class:`~moakg.gnn.similarity_vote.LabelVotes` made the tuned nearest-neighbour vote a special
+case of the GNN. Targets are links, not node labels, so the vote here is read off the message graph's
+``Compound-TARGETS-Gene`` edges themselves: a compound's similar compounds (``SIMILAR_STRUCTURE`` /
+``SIMILAR_SIGNATURE`` edges) vote for the genes they target. Whichever TARGETS edges the graph passed in
+holds are the votes' input (training compounds' targets; in each training epoch the supervised
+compounds' targets are hidden, as held-out compounds' are), so no held-out target can vote.
+
+The votes are computed with plain index operations rather than a ``MessagePassing`` layer because a
+vote is a two-hop quantity per (compound, gene) pair (similar compound, then its targets), and only the
+pairs some neighbour targets need storing: a dense [compounds, genes] table of the full graph would not
+fit in memory, while the sparse join has one entry per (similarity edge, neighbour's target).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from moakg.gnn.similarity_vote import SimilarityVote, VoteSpec, safe_logit
+
+EdgeType = tuple[str, str, str]
+
+
+@dataclass
+class LinkVoteTable:
+    """One relation's vote on one graph, in that graph's (compound, gene) index space.
+
+    ``keys`` are the sorted codes ``compound * n_genes + gene`` of the pairs some neighbour votes for,
+    ``num`` [K] their summed neighbour weights, ``den`` [N_compounds] each compound's summed weights of
+    neighbours with known targets, ``kappa`` the prior's pseudo-count and ``n_genes`` the code's base.
+    """
+
+    keys: Tensor
+    num: Tensor
+    den: Tensor
+    kappa: Tensor
+    n_genes: int
+
+    def numerators(self, comp: Tensor, gene: Tensor) -> Tensor:
+        """Summed weights [E] of the votes for pairs (``comp[i]``, ``gene[i]``) (0 where none)."""
+        code = comp * self.n_genes + gene
+        if self.keys.numel() == 0:
+            return torch.zeros(code.shape, dtype=self.den.dtype, device=code.device)
+        pos = torch.searchsorted(self.keys, code).clamp(max=self.keys.numel() - 1)
+        return torch.where(self.keys[pos] == code, self.num[pos], torch.zeros_like(self.num[pos]))
+
+    def numerators_all(self, comp: Tensor) -> Tensor:
+        """Summed weights [len(comp), n_genes] of the votes of compounds ``comp`` for every gene."""
+        uniq, inverse = torch.unique(comp, return_inverse=True)
+        row_of = torch.full((self.den.numel(),), -1, dtype=torch.long, device=comp.device)
+        row_of[uniq] = torch.arange(uniq.numel(), device=comp.device)
+        rows = row_of[torch.div(self.keys, self.n_genes, rounding_mode="floor")]
+        hit = rows >= 0
+        dense = torch.zeros(uniq.numel() * self.n_genes, dtype=self.den.dtype, device=comp.device)
+        dense = dense.index_add(0, rows[hit] * self.n_genes + self.keys[hit] % self.n_genes, self.num[hit])
+        return dense.view(uniq.numel(), self.n_genes)[inverse]
+
+
+class LinkVotes(nn.Module):
+    r"""Similarity-weighted, prior-shrunk votes of a compound's neighbours' targets, added to the link
+    logits as log-odds ratios with one learned gate per similarity relation:
+
+    .. math::
+        v^{(r)}_{cg} = \frac{\kappa_r\, p_g + \sum_{c' \in \mathcal{N}_r(c)} w_{cc'}\, A_{c'g}}
+                            {\kappa_r + \sum_{c' \in \mathcal{N}_r(c)} w_{cc'}\, m_{c'}}, \qquad
+        \Delta s_{cg} = \sum_r a_r \big(\mathrm{logit}\, v^{(r)}_{cg} - \mathrm{logit}\, p_g\big)
+
+    with :math:`A` the TARGETS edges of the graph passed in, :math:`m_{c'}` whether :math:`c'` has any,
+    :math:`p_g` the share of training compounds targeting gene :math:`g`, and :math:`w` and
+    :math:`\kappa_r` as in :class:`~moakg.gnn.similarity_vote.SimilarityVote` (whose parameters each
+    relation reuses). With :math:`a_r = 1`, one relation, and a link model whose own logit is
+    :math:`\mathrm{logit}\, p_g`, the scores rank as a similarity-weighted kNN of targets.
+
+    Args:
+        relations: ``{relation: (similarity, feature_cols, edge types, initial gate)}`` (Compound to
+            Compound), as for :class:`~moakg.gnn.similarity_vote.LabelVotes`.
+        target_edge_type: the ``(Compound, TARGETS, Gene)`` edge type whose edges vote.
+        n_genes: genes of the full graph (the prior's length).
+
+    Shapes:
+        - **input** (:meth:`tables`): ``x`` [N_c, F] compound features, ``edge_index_dict``; the gene
+          count ``n_genes_local`` of that graph.
+        - **output** (:meth:`offset`): logit offsets ``[E]`` of pairs; (:meth:`offset_all`)
+          ``[B, n_genes]``.
+    """
+
+    prior: Tensor
+
+    def __init__(self, relations: dict[str, VoteSpec], target_edge_type: EdgeType, n_genes: int) -> None:
+        super().__init__()
+        self.relations = {rel: list(spec[2]) for rel, spec in relations.items()}
+        self.target_edge_type = target_edge_type
+        self.gate0 = torch.tensor([float(spec[3]) for spec in relations.values()])
+        self.votes = nn.ModuleDict({rel: SimilarityVote(spec[0], spec[1]) for rel, spec in relations.items()})
+        self.gates = nn.Parameter(torch.empty(len(relations)))
+        self.register_buffer("prior", torch.full((max(n_genes, 1),), 1e-3))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for vote in self.votes.values():
+            vote.reset_parameters()
+        with torch.no_grad():
+            self.gates.copy_(self.gate0)
+
+    def set_prior(self, pos_train: Tensor, n_train_compounds: int) -> None:
+        r"""Set :math:`p_g` from the training pairs ``pos_train`` [2, P] (compound, gene) of
+        ``n_train_compounds`` training compounds."""
+        pairs = torch.unique(pos_train[0] * self.prior.numel() + pos_train[1])
+        counts = torch.bincount(pairs % self.prior.numel(), minlength=self.prior.numel()).float()
+        with torch.no_grad():
+            self.prior.copy_((counts / max(n_train_compounds, 1)).clamp(1e-4, 1 - 1e-4))
+
+    def tables(self, x: Tensor, edge_index_dict: dict[EdgeType, Tensor],
+               n_genes: int) -> list[LinkVoteTable | None]:
+        """Each relation's :class:`LinkVoteTable` on the graph of ``edge_index_dict`` (None where it has no
+        similarity edges); ``x`` are its compound features, ``n_genes`` its gene count."""
+        n_c = x.size(0)
+        targets = edge_index_dict.get(self.target_edge_type)
+        if targets is None:
+            targets = torch.zeros(2, 0, dtype=torch.long, device=x.device)
+        # the neighbours' targets as CSR rows: compound -> its genes
+        order = torch.argsort(targets[0] * n_genes + targets[1])
+        t_comp, t_gene = targets[0][order], targets[1][order]
+        deg = torch.bincount(t_comp, minlength=n_c)
+        ptr = torch.cumsum(deg, 0) - deg
+        known = (deg > 0).to(x.dtype)
+        out: list[LinkVoteTable | None] = []
+        for rel, vote in self.votes.items():
+            eis = [ei for et in self.relations[rel]
+                   if (ei := edge_index_dict.get(et)) is not None and ei.numel()]
+            if not eis:
+                out.append(None)
+                continue
+            src, dst = torch.cat(eis, dim=1)  # messages src (neighbour) -> dst (voted-for compound)
+            lo, hi = vote.feature_cols
+            w = vote.edge_weight(x[src, lo:hi], x[dst, lo:hi])
+            den = torch.zeros(n_c, dtype=x.dtype, device=x.device).index_add(0, dst, w * known[src])
+            # join each similarity edge with its neighbour's targets
+            reps = deg[src]
+            edge = torch.repeat_interleave(torch.arange(src.numel(), device=x.device), reps)
+            within = torch.arange(edge.numel(), device=x.device) - torch.repeat_interleave(
+                torch.cumsum(reps, 0) - reps, reps)
+            gene = t_gene[ptr[src[edge]] + within]
+            keys, inverse = torch.unique(dst[edge] * n_genes + gene, return_inverse=True)
+            num = torch.zeros(keys.numel(), dtype=x.dtype, device=x.device).index_add(0, inverse, w[edge])
+            out.append(LinkVoteTable(keys, num, den, F.softplus(vote.raw_kappa), n_genes))
+        return out
+
+    def _log_odds(self, table: LinkVoteTable, num: Tensor, den: Tensor, p: Tensor) -> Tensor:
+        v = (num + table.kappa * p) / (table.kappa + den)
+        return safe_logit(v) - safe_logit(p)
+
+    def offset(self, tables: list[LinkVoteTable | None], comp: Tensor, gene: Tensor,
+               gene_global: Tensor) -> Tensor:
+        """Logit offsets [E] of pairs (``comp[i]``, ``gene[i]``) in the tables' index space;
+        ``gene_global`` indexes the prior."""
+        out = torch.zeros(comp.shape, dtype=self.prior.dtype, device=comp.device)
+        p = self.prior[gene_global]
+        for r, table in enumerate(tables):
+            if table is not None:
+                out = out + self.gates[r] * self._log_odds(table, table.numerators(comp, gene),
+                                                           table.den[comp], p)
+        return out
+
+    def offset_all(self, tables: list[LinkVoteTable | None], comp: Tensor) -> Tensor:
+        """Logit offsets [len(comp), n_genes] of compounds ``comp`` against every gene (tables of the
+        full graph, whose gene ids are the prior's)."""
+        out = torch.zeros(comp.numel(), self.prior.numel(), dtype=self.prior.dtype, device=comp.device)
+        for r, table in enumerate(tables):
+            if table is not None:
+                n = table.n_genes
+                out[:, :n] = out[:, :n] + self.gates[r] * self._log_odds(
+                    table, table.numerators_all(comp), table.den[comp].unsqueeze(-1), self.prior[None, :n])
+        return out

@@ -1,0 +1,94 @@
+"""The neighbour target votes of the link model against a dense brute-force kNN of targets."""
+
+from __future__ import annotations
+
+import torch
+
+from moakg.gnn.link_vote import LinkVotes
+from moakg.gnn.models import SAGEEncoder, TargetLinkPredictor
+
+SIM = ("Compound", "SIMILAR_STRUCTURE", "Compound")
+SIM_REV = ("Compound", "rev_SIMILAR_STRUCTURE", "Compound")
+TARGETS = ("Compound", "TARGETS", "Gene")
+N_C, N_G, BITS = 12, 9, 16
+
+
+def _graph(seed: int = 0) -> tuple[torch.Tensor, dict]:
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(N_C, BITS, generator=g) < 0.4).float()
+    sim = torch.randint(0, N_C, (2, 25), generator=g)
+    sim = sim[:, sim[0] != sim[1]]
+    targets = torch.unique(torch.randint(0, N_C // 2, (1, 20), generator=g).repeat(2, 1)
+                           * torch.tensor([[1], [0]]) + torch.tensor([[0], [1]])
+                           * torch.randint(0, N_G, (1, 20), generator=g), dim=1)
+    edges = {SIM: sim, SIM_REV: sim.flip(0), TARGETS: targets}
+    return x, edges
+
+
+def _dense_vote(x: torch.Tensor, edges: dict, beta: float, kappa: float, prior: torch.Tensor) -> torch.Tensor:
+    """The kNN of targets written out densely: v[c, g] = (kappa p_g + sum w A) / (kappa + sum w m)."""
+    a = torch.zeros(N_C, N_G)
+    a[edges[TARGETS][0], edges[TARGETS][1]] = 1.0
+    known = (a.sum(1) > 0).float()
+    w = torch.zeros(N_C, N_C)  # w[c, c'] summed over both directions' edges into c
+    for et in (SIM, SIM_REV):
+        for src, dst in edges[et].T.tolist():
+            inter = (x[src] * x[dst]).sum()
+            union = x[src].sum() + x[dst].sum() - inter
+            s = float(inter / union) if union > 0 else 0.0
+            w[dst, src] += torch.exp(torch.tensor(beta * (s - 1.0)))
+    return (kappa * prior + w @ a) / (kappa + (w * known).sum(1, keepdim=True))
+
+
+def test_votes_equal_a_dense_knn_of_targets_and_pairs_match_rows() -> None:
+    x, edges = _graph()
+    votes = LinkVotes({"SIMILAR_STRUCTURE": ("tanimoto", (0, BITS), [SIM, SIM_REV], 1.0)}, TARGETS, N_G)
+    pos_train = edges[TARGETS]
+    votes.prior.copy_(torch.bincount(pos_train[1], minlength=N_G).float().div(6).clamp(1e-4, 1 - 1e-4))
+    tables = votes.tables(x, edges, N_G)
+    comp = torch.arange(N_C)
+    offsets = votes.offset_all(tables, comp)
+    vote = votes.votes["SIMILAR_STRUCTURE"]
+    beta = float(torch.nn.functional.softplus(vote.raw_beta.detach()))
+    kappa = float(torch.nn.functional.softplus(vote.raw_kappa.detach()))
+    expected = _dense_vote(x, edges, beta, kappa, votes.prior)
+    logit = lambda p: torch.log(p.clamp(1e-4, 1 - 1e-4)) - torch.log1p(-p.clamp(1e-4, 1 - 1e-4))  # noqa: E731
+    assert torch.allclose(offsets, logit(expected) - logit(votes.prior)[None, :], atol=1e-5)
+    # a compound whose neighbours target gene g ranks g above genes no neighbour targets
+    assert (offsets > 0).any() and (offsets < 0).any()
+    # pair lookups agree with the all-genes rows
+    cc, gg = torch.meshgrid(comp, torch.arange(N_G), indexing="ij")
+    pairs = votes.offset(tables, cc.reshape(-1), gg.reshape(-1), gg.reshape(-1))
+    assert torch.allclose(pairs.view(N_C, N_G), offsets, atol=1e-6)
+    # a repeated compound gets the same row twice
+    assert torch.allclose(votes.offset_all(tables, torch.tensor([3, 3, 1]))[0],
+                          votes.offset_all(tables, torch.tensor([3]))[0])
+
+
+def test_link_model_starts_as_the_vote_and_the_vote_follows_the_edges() -> None:
+    x, edges = _graph(1)
+    meta = (["Compound", "Gene"], [SIM, SIM_REV, TARGETS, ("Gene", "rev_TARGETS", "Compound")])
+    edges[("Gene", "rev_TARGETS", "Compound")] = edges[TARGETS].flip(0)
+    encoder = SAGEEncoder(meta, {"Compound": N_C, "Gene": N_G}, {"Compound": BITS, "Gene": 0}, hidden=8)
+    votes = LinkVotes({"SIMILAR_STRUCTURE": ("tanimoto", (0, BITS), [SIM, SIM_REV], 1.0)}, TARGETS, N_G)
+    model = TargetLinkPredictor(encoder, N_G, votes)
+    model.set_prior(edges[TARGETS], N_C // 2)
+    model.eval()
+    x_dict = {"Compound": x, "Gene": torch.zeros(N_G, 0)}
+    comp = torch.arange(N_C)
+    probs = torch.sigmoid(model.logits_all(x_dict, edges, comp))
+    vote = votes.votes["SIMILAR_STRUCTURE"]
+    beta = float(torch.nn.functional.softplus(vote.raw_beta.detach()))
+    kappa = float(torch.nn.functional.softplus(vote.raw_kappa.detach()))
+    assert torch.allclose(probs, _dense_vote(x, edges, beta, kappa, votes.prior), atol=1e-4)
+    # without the TARGETS edges nobody votes: every compound falls back to the prior
+    no_targets = {et: ei for et, ei in edges.items() if "TARGETS" not in et[1]}
+    no_targets[TARGETS] = torch.zeros(2, 0, dtype=torch.long)
+    prior_probs = torch.sigmoid(model.logits_all(x_dict, no_targets, comp))
+    assert torch.allclose(prior_probs, votes.prior.expand(N_C, N_G), atol=1e-4)
+    # gradients reach the gate and the similarity sharpness
+    model.train()
+    loss = model.logits_all(x_dict, edges, comp).sigmoid().sum()
+    loss.backward()
+    assert votes.gates.grad is not None and votes.gates.grad.abs().sum() > 0
+    assert vote.raw_beta.grad is not None
