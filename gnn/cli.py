@@ -89,6 +89,8 @@ def add_cli(app: typer.Typer) -> None:
         supervision_frac: Annotated[float | None, typer.Option(help=h("supervision_frac"))] = None,
         label_trick: Annotated[bool | None, typer.Option("--label-trick/--no-label-trick",
                                                          help=h("label_trick"))] = None,
+        tune_votes: Annotated[bool | None, typer.Option("--tune-votes/--no-tune-votes",
+                                                        help=h("tune_votes"))] = None,
         label_known_frac: Annotated[float | None, typer.Option(help=h("label_known_frac"))] = None,
         target_edge_dropout: Annotated[float | None, typer.Option(help=h("target_edge_dropout"))] = None,
         device: Annotated[str | None, typer.Option(help=h("device"))] = None,

@@ -117,6 +117,9 @@ class TrainConfig:
                              "edges; targets: votes of those neighbours' TARGETS edges (the tuned kNN as "
                              "a special case of the model).",
                              "--label-trick/--no-label-trick")
+    tune_votes: bool = _opt(True, "Start the votes' gates, similarity sharpness and prior pseudo-count at "
+                            "the best point of a small grid on validation data (the kNN baselines' tuning "
+                            "budget).", "--tune-votes/--no-tune-votes")
     label_known_frac: float = _opt(0.5, "Label trick: share of training compounds whose labels are an input "
                                    "each epoch (the loss is on the rest).")
     target_edge_dropout: float = _opt(1.0, "MoA, phenotype setting: share of the supervised training "

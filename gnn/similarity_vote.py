@@ -95,8 +95,13 @@ class SimilarityVote(MessagePassing):
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        nn.init.constant_(self.raw_beta, self._inv_softplus(self.beta0))
-        nn.init.constant_(self.raw_kappa, self._inv_softplus(self.kappa0))
+        self.set_params(self.beta0, self.kappa0)
+
+    def set_params(self, beta: float, kappa: float) -> None:
+        r"""Set :math:`\beta` and :math:`\kappa` (both > 0)."""
+        with torch.no_grad():
+            self.raw_beta.fill_(self._inv_softplus(beta))
+            self.raw_kappa.fill_(self._inv_softplus(kappa))
 
     def forward(self, x: Tensor, y: Tensor, known: Tensor, prior: Tensor,
                 edge_indices: Sequence[Tensor]) -> Tensor:

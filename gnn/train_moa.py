@@ -19,6 +19,7 @@ from moakg.gnn.metrics import moa_metrics
 from moakg.gnn.models import MoAClassifier, model_inputs
 from moakg.gnn.sampling import batches, sample_subgraph
 from moakg.gnn.tasks import COMPOUND, GENE, drop_incident, target_relations
+from moakg.gnn.vote_tuning import tune_votes
 
 
 def make_moa_loss(cfg: TrainConfig, y_train: Tensor) -> Callable[..., Tensor]:
@@ -77,9 +78,31 @@ class MoATrainer:
             attach_label_input(graph, model.node_type, y_train, self.split.train)
         self.inputs = None if mini else model_inputs(graph, device)
         self.y_dev = y_train.to(device)
+        tune = cfg.tune_votes and self.label_trick and getattr(model, "votes", None) is not None
+        self.vote_choice = self._tune_votes() if tune else {}
         use_w = sample_weight is not None and cfg.quality_weights
         self.w_dev = sample_weight.float().to(device) if use_w else None  # type: ignore[union-attr]
         self.epochs_done = 0
+
+    def _tune_votes(self) -> dict[str, tuple[float, float, float]]:
+        """Choose the votes' starting point on validation micro AUPRC of the votes alone (the prior bias
+        plus the votes, which is the whole model while the head's weights are zero), every training
+        label an input, as at evaluation."""
+        model, val = self.model, self.split.val
+        if val.numel() == 0:
+            return {}
+        x_dict, edges = self.inputs or model_inputs(self.graph, self.device)
+        x = x_dict[model.node_type]
+        lo, hi = model.label_cols
+        bias = model.head[-1].bias.detach()
+        y_val = self.y_given[val]
+
+        def val_auprc() -> float:
+            with torch.no_grad():
+                logits = bias + model.votes(x, x[:, lo:hi], x[:, hi], edges)
+            return moa_metrics(y_val, torch.sigmoid(logits[val.to(self.device)]).cpu())["micro_auprc"]
+
+        return tune_votes(model.votes, val_auprc)
 
     def _step(self, logits: Tensor, rows: Tensor) -> float:
         rows = rows.to(self.device)

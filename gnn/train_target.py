@@ -20,6 +20,7 @@ from moakg.gnn.metrics import target_metrics
 from moakg.gnn.models import TargetLinkPredictor, model_inputs
 from moakg.gnn.sampling import batches, sample_subgraph
 from moakg.gnn.tasks import COMPOUND, GENE, drop_incident, target_relations
+from moakg.gnn.vote_tuning import tune_votes
 
 #: genes (or compounds) embedded per sampled batch at evaluation: larger than training batches, since
 #: nothing is kept for a backward pass
@@ -50,9 +51,28 @@ class TargetTrainer:
         # the prior's denominator: training compounds with a target (the kNN baselines' known compounds)
         model.set_prior(self.pos["train"], int(self.pos["train"][0].unique().numel()))
         self.model = model.to(device)
+        self.inputs = None if mini else model_inputs(graph, device)
+        self.vote_choice = self._tune_votes() if cfg.tune_votes and model.votes is not None else {}
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.bce = nn.BCEWithLogitsLoss()
-        self.inputs = None if mini else model_inputs(graph, device)
+
+    def _tune_votes(self) -> dict[str, tuple[float, float, float]]:
+        """Choose the votes' starting point on validation MRR of the votes alone (the gene bias plus the
+        vote offsets, which is the whole model while ``rel`` is zero)."""
+        model, device = self.model, self.device
+        inputs = self.inputs or model_inputs(self.graph, device)
+        val = torch.as_tensor(self.split.val)
+        if val.numel() == 0 or self.pos["val"].numel() == 0:
+            return {}
+        bias = model.gene_bias.weight.detach().squeeze(-1)
+
+        def val_mrr() -> float:
+            with torch.no_grad():
+                tables = model.link_votes(*inputs)
+                logits = bias[None, :] + model.votes.offset_all(tables, val.to(device))
+            return self.evaluate("val", logits.cpu())["mrr"]
+
+        return tune_votes(model.votes, val_mrr)
 
     def train_epoch(self) -> list[float]:
         cfg, gen, device, model = self.cfg, self.gen, self.device, self.model

@@ -28,8 +28,8 @@ Shape (what the exporter produces, no Neo4j involved):
     ``'structure'``: class ``c`` has a prototype set of fingerprint bits, each kept with probability
         ``keep`` in its compounds, plus random background bits; the signatures are pure noise.
 
-TARGETS, INTERACTS_WITH, ANNOTATED_WITH, IS_A, PART_OF and IN_CELL are random and class-independent,
-so the signal sits in exactly one place.
+TARGETS (unless ``class_targets``), INTERACTS_WITH, ANNOTATED_WITH, IS_A, PART_OF and IN_CELL are random
+and class-independent, so the signal sits in exactly one place.
 """
 
 from __future__ import annotations
@@ -85,10 +85,12 @@ def synthetic_export(
     signal: str, n_compounds: int = 240, n_classes: int = 4, seed: int = 0, n_bits: int = 512,
     n_genes: int = 80, n_landmarks: int = 40, n_cells: int = 4, n_go: int = 20, sig_frac: float = 0.92,
     pattern_genes: int = 10, pattern_z: float = 1.0, noise_z: float = 1.5, proto_bits: int = 32,
-    keep: float = 0.15, background: float = 0.05, per_scaffold: int = 3,
+    keep: float = 0.15, background: float = 0.05, per_scaffold: int = 3, class_targets: bool = False,
 ) -> tuple[HeteroData, IdMaps]:
     """``(data, maps)`` as the exporter returns them, the MoA labels carried by ``signal`` only (see the
-    module docstring). Deterministic given the arguments."""
+    module docstring). ``class_targets``: each compound targets 2 genes of its class's own 4 (so the
+    targets follow the class, and ``signal`` carries them too) instead of 2 random genes.
+    Deterministic given the arguments."""
     if signal not in SIGNALS:
         raise ValueError(f"signal must be one of {SIGNALS}, not {signal!r}")
     rng = np.random.default_rng(seed)
@@ -190,8 +192,12 @@ def synthetic_export(
     put("IS_A", child, rng.integers(0, child), None, "go")  # child -> a parent with a smaller index
     part = child[rng.random(child.size) < 0.3]
     put("PART_OF", part, rng.integers(0, part), None, "go")
-    tgt = np.unique(np.stack([np.repeat(np.arange(n_compounds), 2),
-                              rng.integers(0, n_genes, 2 * n_compounds)]), axis=1)
+    if class_targets:
+        class_genes = rng.permutation(n_genes)[: 4 * n_classes].reshape(n_classes, 4)
+        genes = np.stack([rng.choice(class_genes[c], 2, replace=False) for c in cls]).reshape(-1)
+    else:
+        genes = rng.integers(0, n_genes, 2 * n_compounds)
+    tgt = np.unique(np.stack([np.repeat(np.arange(n_compounds), 2), genes]), axis=1)
     put("TARGETS", tgt[0], tgt[1], None, "repurposing_hub")
     moa_s, moa_d = list(range(n_compounds)), cls.tolist()
     moa_s += [0, 1]  # a rare MoA (below min_per_class): dropped from the classes, its compounds keep theirs

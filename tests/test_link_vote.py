@@ -92,3 +92,25 @@ def test_link_model_starts_as_the_vote_and_the_vote_follows_the_edges() -> None:
     loss.backward()
     assert votes.gates.grad is not None and votes.gates.grad.abs().sum() > 0
     assert vote.raw_beta.grad is not None
+
+
+def test_tune_votes_takes_the_best_grid_point_relation_by_relation() -> None:
+    from moakg.gnn.vote_tuning import tune_votes
+
+    sig = ("Compound", "SIMILAR_SIGNATURE", "Compound")
+    votes = LinkVotes({"SIMILAR_STRUCTURE": ("tanimoto", (0, BITS), [SIM], 1.0),
+                       "SIMILAR_SIGNATURE": ("pearson", (0, BITS), [sig], 0.0)}, TARGETS, N_G)
+    soft = torch.nn.functional.softplus
+
+    def score() -> float:  # best at structure (1.0, 10, 0.5), signature gate 0.5 with beta 3, kappa 2
+        s_beta, s_kappa = soft(votes.votes["SIMILAR_STRUCTURE"].raw_beta), soft(
+            votes.votes["SIMILAR_STRUCTURE"].raw_kappa)
+        g_beta, g_kappa = soft(votes.votes["SIMILAR_SIGNATURE"].raw_beta), soft(
+            votes.votes["SIMILAR_SIGNATURE"].raw_kappa)
+        return float(-(votes.gates[0] - 1) ** 2 - (s_beta - 10) ** 2 - (s_kappa - 0.5) ** 2
+                     - (votes.gates[1] - 0.5) ** 2 - (g_beta - 3) ** 2 - (g_kappa - 2) ** 2)
+
+    chosen = tune_votes(votes, score)
+    assert chosen == {"SIMILAR_STRUCTURE": (1.0, 10.0, 0.5), "SIMILAR_SIGNATURE": (0.5, 3.0, 2.0)}
+    assert torch.allclose(votes.gates.detach(), torch.tensor([1.0, 0.5]))
+    assert abs(float(soft(votes.votes["SIMILAR_STRUCTURE"].raw_beta)) - 10.0) < 1e-4
