@@ -50,6 +50,8 @@ class RunResult:
     mode: str
     n_params: int
     model: nn.Module = field(repr=False)
+    #: each vote relation's starting (gate, beta, kappa), chosen on validation (empty without votes)
+    vote_start: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly record without tensors, the model or the config (stored once per run)."""
@@ -58,7 +60,7 @@ class RunResult:
             "val_metrics": self.val_metrics, "val_metric": self.val_metric_name,
             "best_epoch": self.best_epoch, "epochs_run": self.epochs_run, "seconds": round(self.seconds, 3),
             "seconds_per_epoch": round(self.seconds_per_epoch, 4), "mode": self.mode,
-            "n_params": self.n_params,
+            "n_params": self.n_params, "vote_start": self.vote_start,
         }
 
 
@@ -146,4 +148,5 @@ def fit(trainer: Trainer, cfg: TrainConfig, kind: str, seed: int, split: Any, mi
         best_epoch=stop.best_epoch, epochs_run=epochs_run, curves=curves, test_index=split.test.clone(),
         test_scores=test_scores, seconds=seconds, seconds_per_epoch=seconds / max(epochs_run, 1),
         mode="mini-batch" if mini else "full-batch", n_params=count_parameters(model), model=model.cpu(),
+        vote_start=dict(getattr(trainer, "vote_choice", {})),
     )

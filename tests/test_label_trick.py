@@ -148,4 +148,5 @@ def test_rewired_held_out_labels_reach_no_feature_edge_label_input_or_baseline()
     r1 = train(task, CFG.updated({"epochs": 3}), "sage", 0)
     r2 = train(task2, CFG.updated({"epochs": 3}), "sage", 0)
     assert r1.best_epoch == r2.best_epoch
+    assert "SIMILAR_STRUCTURE" in r1.vote_start and r1.vote_start == r2.vote_start
     assert torch.allclose(r1.test_scores, r2.test_scores)
