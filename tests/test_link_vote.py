@@ -107,8 +107,8 @@ def test_tune_votes_takes_the_best_grid_point_relation_by_relation() -> None:
             votes.votes["SIMILAR_STRUCTURE"].raw_kappa)
         g_beta, g_kappa = soft(votes.votes["SIMILAR_SIGNATURE"].raw_beta), soft(
             votes.votes["SIMILAR_SIGNATURE"].raw_kappa)
-        return float(-(votes.gates[0] - 1) ** 2 - (s_beta - 10) ** 2 - (s_kappa - 0.5) ** 2
-                     - (votes.gates[1] - 0.5) ** 2 - (g_beta - 3) ** 2 - (g_kappa - 2) ** 2)
+        return float(-(votes.gates.detach()[0] - 1) ** 2 - (s_beta - 10) ** 2 - (s_kappa - 0.5) ** 2
+                     - (votes.gates.detach()[1] - 0.5) ** 2 - (g_beta - 3) ** 2 - (g_kappa - 2) ** 2)
 
     chosen = tune_votes(votes, score)
     assert chosen == {"SIMILAR_STRUCTURE": (1.0, 10.0, 0.5), "SIMILAR_SIGNATURE": (0.5, 3.0, 2.0)}
