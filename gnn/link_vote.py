@@ -89,6 +89,7 @@ class LinkVotes(nn.Module):
           ``[B, n_genes]``.
     """
 
+    #: :math:`p_g`, set by :meth:`~moakg.gnn.models.TargetLinkPredictor.set_prior`
     prior: Tensor
 
     def __init__(self, relations: dict[str, VoteSpec], target_edge_type: EdgeType, n_genes: int) -> None:
@@ -106,14 +107,6 @@ class LinkVotes(nn.Module):
             vote.reset_parameters()
         with torch.no_grad():
             self.gates.copy_(self.gate0)
-
-    def set_prior(self, pos_train: Tensor, n_train_compounds: int) -> None:
-        r"""Set :math:`p_g` from the training pairs ``pos_train`` [2, P] (compound, gene) of
-        ``n_train_compounds`` training compounds."""
-        pairs = torch.unique(pos_train[0] * self.prior.numel() + pos_train[1])
-        counts = torch.bincount(pairs % self.prior.numel(), minlength=self.prior.numel()).float()
-        with torch.no_grad():
-            self.prior.copy_((counts / max(n_train_compounds, 1)).clamp(1e-4, 1 - 1e-4))
 
     def tables(self, x: Tensor, edge_index_dict: dict[EdgeType, Tensor],
                n_genes: int) -> list[LinkVoteTable | None]:
