@@ -29,7 +29,7 @@ from torch_geometric.nn import HeteroConv, HGTConv, RGCNConv, SAGEConv
 from moakg.errors import UserError
 from moakg.gnn.label_trick import LABEL_INPUT, LABEL_KNOWN, label_width
 from moakg.gnn.link_vote import LinkVotes, LinkVoteTable
-from moakg.gnn.similarity_vote import LabelVotes
+from moakg.gnn.similarity_vote import LabelVotes, safe_logit
 from moakg.kg.schema import is_label_edge as schema_is_label_edge
 
 EdgeType = tuple[str, str, str]
@@ -465,7 +465,7 @@ class TargetLinkPredictor(nn.Module):
         counts = torch.bincount(torch.unique(pos_train[0] * n + pos_train[1]) % n, minlength=n).float()
         prior = (counts / max(n_train_compounds, 1)).clamp(1e-4, 1 - 1e-4)
         with torch.no_grad():
-            self.bias0.copy_(torch.log(prior) - torch.log1p(-prior))
+            self.bias0.copy_(safe_logit(prior))
             self.gene_bias.weight.copy_(self.bias0.unsqueeze(-1))
             if self.votes is not None:
                 self.votes.prior.copy_(prior)

@@ -161,13 +161,13 @@ def per_compound(m: Matrix, sig_info: Path | str) -> Matrix:
                                f"in the table ({len(unknown)} such signatures)")
     ids = sorted({pert[i] for i in m.ids})
     row = {p: k for k, p in enumerate(ids)}
-    sums = np.zeros((len(ids), m.values.shape[1]))
-    counts = np.zeros((len(ids), m.values.shape[1]))
+    rows = np.array([row[pert[sid]] for sid in m.ids], dtype=np.int64)
     values = np.asarray(m.values, dtype=np.float64)
-    for i, sid in enumerate(m.ids):
-        ok = ~np.isnan(values[i])
-        sums[row[pert[sid]], ok] += values[i, ok]
-        counts[row[pert[sid]], ok] += 1
+    ok = ~np.isnan(values)
+    sums = np.zeros((len(ids), values.shape[1]))
+    counts = np.zeros((len(ids), values.shape[1]))
+    np.add.at(sums, rows, np.where(ok, values, 0.0))  # NaN (gene not measured) adds nothing
+    np.add.at(counts, rows, ok)
     with np.errstate(invalid="ignore"):
         mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan).astype(np.float32)
     return Matrix(ids, m.genes, mean, m.missing)

@@ -78,7 +78,9 @@ class TargetTrainer:
         cfg, gen, device, model = self.cfg, self.gen, self.device, self.model
         sup = self._supervised_pairs()
         msg_graph = without_pairs(self.graph, sup, self.n_genes)
-        full_inputs = model_inputs(msg_graph, device)
+        # the whole message graph's inputs: the full-batch forward, and the votes (cheap, no encoder) in
+        # mini-batches too, so they are exact there; a mini-batch model without votes never needs them
+        full_inputs = model_inputs(msg_graph, device) if not self.mini or model.votes is not None else None
         if not self.mini and cfg.target_loss == "softmax":
             return [self._step(self._full_softmax_loss(full_inputs, sup))]
         losses = []
@@ -87,8 +89,7 @@ class TargetTrainer:
             comp = p[0].repeat(cfg.neg_ratio + 1)
             neg = torch.randint(0, self.n_genes, (p.size(1) * cfg.neg_ratio,), generator=gen)
             gene = torch.cat([p[1], neg])
-            # the votes read the whole message graph (cheap, no encoder), so mini-batches get exact ones
-            votes = model.link_votes(*full_inputs)
+            votes = None if full_inputs is None else model.link_votes(*full_inputs)
             comp_d, gene_d = comp.to(device), gene.to(device)
             if self.mini:
                 uc, ci = torch.unique(comp, return_inverse=True)
@@ -168,8 +169,8 @@ class TargetTrainer:
                     parts.append(model(*model_inputs(sub, device))[t][local[t].to(device)])
                 tables[t] = torch.cat(parts)
             logits = model.score_all(tables, torch.arange(idx.numel(), device=device))
-            votes = model.link_votes(*model_inputs(self.graph, device))
-            if votes is not None and model.votes is not None:
+            if model.votes is not None:
+                votes = model.link_votes(*model_inputs(self.graph, device))
                 logits = logits + model.votes.offset_all(votes, idx.to(device))
             return torch.sigmoid(logits).cpu()
 
