@@ -449,8 +449,9 @@ def _target_sets(pairs: Tensor, rows: Tensor, n_compounds: int) -> tuple[Tensor,
 def target_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, device: str | torch.device = "cpu",
                      ks: Sequence[int] = KNN_KS, shrinks: Sequence[float] = KNN_SHRINKS,
                      lr: float = 1e-3) -> list[BaselineResult]:
-    """``target_jaccard_knn`` and ``target_logreg`` of an MoA task in the ``'known_targets'`` setting
-    (none for any other task or setting: in ``'phenotype'`` held-out compounds have no targets).
+    """``target_jaccard_knn`` and ``target_logreg`` of an MoA task, and ``target_jaccard_knn`` of a
+    target task, in the ``'known_targets'`` setting (none in ``'phenotype'``: there held-out compounds
+    have no targets).
 
     There the GNN sees every held-out compound's TARGETS edges; these baselines ask how much of its
     score known targets alone explain. Both read target sets from ``task.graph``
@@ -466,8 +467,14 @@ def target_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, device: st
     recipe (:func:`fit_predict_mlp`: prior-bias init, ``lr``, epoch chosen on validation micro AUPRC),
     trained on the training compounds with a target; test compounds without a target among those genes
     get the prior. ``note`` says how many test rows got it.
+
+    Target task: the held-out compound's kept targets find the training compounds with the most similar
+    target sets, whose targets vote for its hidden ones ("targets predict targets", with no graph beyond
+    the TARGETS edges); its kept targets are filtered from the ranking as for every model. No
+    ``target_logreg`` there: a training compound's input would be its own label vector, so the
+    regression would learn the identity, not which targets go together.
     """
-    if not isinstance(task, MoATask) or task.setting != "known_targets":
+    if not isinstance(task, MoATask | TargetTask) or task.setting != "known_targets":
         return []
     v = label_view(task)
     if v.test.numel() == 0:
@@ -479,6 +486,8 @@ def target_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, device: st
     out = [_tuned_knn(task, v, "target_jaccard_knn",
                       lambda q, tr: _masked(tanimoto(t[pos[q]], t[pos[tr]]), has[q], has[tr]), has,
                       "a target", ks, shrinks)]
+    if isinstance(task, TargetTask):
+        return out
     x = t[:, t[pos[v.train]].sum(0) > 0]  # columns: the genes targeted by a training compound
     tr, va, te = (rows[x[pos[rows]].sum(1) > 0] for rows in (v.train, v.val, v.test))
     if tr.numel() and te.numel():
@@ -503,8 +512,8 @@ def run_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, hidden: int =
     validation), ``fp_mlp`` (rows without a structure get the prior), ``fp_sig_logreg`` and
     ``fp_sig_mlp`` on the GNN's own compound input (fingerprint, scaled signature, a has-signature
     column; every compound), ``sig_logreg``, ``sig_mlp``,
-    ``shuffled_sig_mlp`` (rows without a signature get the prior); MoA in ``'known_targets'`` only:
-    ``target_jaccard_knn``, ``target_logreg`` (:func:`target_baselines`). Signature tasks:
+    ``shuffled_sig_mlp`` (rows without a signature get the prior); in ``'known_targets'`` only:
+    ``target_jaccard_knn`` and (MoA) ``target_logreg`` (:func:`target_baselines`). Signature tasks:
     ``frequency_prior``, ``sig_logreg``, ``sig_mlp``, ``shuffled_sig_mlp`` on the signature profiles.
     """
     v = label_view(task)

@@ -29,7 +29,7 @@ from moakg.gnn.baselines import (
     target_baselines,
     tune_knn,
 )
-from moakg.gnn.metrics import moa_metrics
+from moakg.gnn.metrics import moa_metrics, target_metrics
 from moakg.gnn.noise import flip_labels, flip_labels_report, target_sharing
 from moakg.gnn.tasks import (
     MoATask,
@@ -253,8 +253,7 @@ def test_target_baselines_see_known_targets_only_in_that_setting() -> None:
     assert res["target_jaccard_knn"].note.endswith("; 0 test rows without a target use the prior")
     phen = make_moa_task(data, maps, split="random", seed=0, setting="phenotype")
     assert not set(TARGET_NAMES) & set(_by_name(run_baselines(phen, seed=0, epochs=20)))
-    ttask = make_target_task(data, maps, split="random", seed=0, setting="known_targets")
-    assert target_baselines(ttask) == []
+    assert target_baselines(make_target_task(data, maps, split="random", seed=0, setting="phenotype")) == []
     # Test compounds without a target (here: edges removed) get the training prior, counted in the note.
     gone = task.split.test[:4]
     mask = torch.zeros(data["Compound"].num_nodes, dtype=torch.bool)
@@ -266,6 +265,30 @@ def test_target_baselines_see_known_targets_only_in_that_setting() -> None:
     for name, lack in zip(TARGET_NAMES, ("a target", "any of them"), strict=True):
         assert cut[name].note.endswith(f"{gone.numel()} test rows without {lack} use the prior"), name
         assert torch.allclose(cut[name].scores[:4], p.expand(4, -1)), name
+
+
+def test_target_task_target_jaccard_knn_finds_the_hidden_targets_of_the_kept_ones() -> None:
+    """Class ``c`` targets genes ``3c..3c+2`` and structure is noise: in the target task's
+    'known_targets' setting a test compound keeps some of its three targets, and the compounds sharing
+    them vote for the hidden ones, far above structure kNN; kept targets are filtered from its ranking.
+    No ``target_logreg`` there (its input would be its label)."""
+    data, maps = toy_graph(n_compounds=150, signal="targets")
+    task = make_target_task(data, maps, split="random", seed=0, setting="known_targets")
+    res = _by_name(run_baselines(task, seed=0, epochs=20))
+    assert "target_logreg" not in res
+    assert torch.equal(res["target_jaccard_knn"].eval_idx, task.split.test)
+    # Compounds with one target keep none (at least one is always hidden) and get the prior; on those
+    # that kept one, the hidden target is one of the class's two other genes (or the shared gene 30).
+    kept = torch.isin(task.split.test, compound_targets(task.graph)[0])
+    assert 5 <= int(kept.sum()) < task.split.test.numel()
+    rows, hidden = task.split.test[kept], task.pos["test"]
+    hidden = hidden[:, torch.isin(hidden[0], rows)]
+
+    def mrr(name: str) -> float:
+        return target_metrics(res[name].scores[kept], hidden, compounds=rows, known=task.pos["train"])["mrr"]
+
+    jac, tani = mrr("target_jaccard_knn"), mrr("tanimoto_knn")
+    assert jac > 0.55 and jac > tani + 0.25, (jac, tani)
 
 
 def test_target_baselines_never_read_test_labels() -> None:
