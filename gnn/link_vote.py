@@ -129,9 +129,8 @@ class LinkVotes(nn.Module):
             if not eis:
                 out.append(None)
                 continue
-            src, dst = torch.cat(eis, dim=1)  # messages src (neighbour) -> dst (voted-for compound)
-            lo, hi = vote.feature_cols
-            w = vote.edge_weight(x[src, lo:hi], x[dst, lo:hi])
+            # messages src (neighbour) -> dst (voted-for compound)
+            (src, dst), w = vote.weighted_edges(x, eis)
             den = torch.zeros(n_c, dtype=x.dtype, device=x.device).index_add(0, dst, w * known[src])
             # join each similarity edge with its neighbour's targets
             reps = deg[src]

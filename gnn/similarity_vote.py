@@ -47,6 +47,53 @@ def edge_pearson(x_i: Tensor, x_j: Tensor) -> Tensor:
 
 
 SIMILARITIES = {"tanimoto": edge_tanimoto, "pearson": edge_pearson}
+#: the similarity of compounds that share targets: Jaccard of their TARGETS gene sets, computed on the
+#: relation's ``(Compound, TARGETS, Gene)`` edges themselves (the metapath Compound-TARGETS-Gene-TARGETS-
+#: Compound), so only the targets in the graph passed in count
+TARGET_JACCARD = "target_jaccard"
+#: neighbours kept per compound by :func:`shared_target_pairs` (the kNN baselines' k lies in 1..20)
+SHARED_TARGET_TOP_K = 20
+
+
+def shared_target_pairs(targets: Tensor, n_nodes: int, top_k: int = SHARED_TARGET_TOP_K
+                        ) -> tuple[Tensor, Tensor]:
+    """``(edge_index [2, P], jaccard [P])``: for each compound, the ``top_k`` other compounds whose
+    target sets (``targets``: ``[2, E]`` compound -> gene edges) overlap its own most (Jaccard; ties
+    broken by id), as messages ``neighbour -> compound``.
+
+    The overlaps are a join of the edges on their gene (each edge paired with every edge of the same
+    gene, by index arithmetic as in :mod:`moakg.gnn.link_vote`), counted per compound pair: memory
+    follows the pairs that share a gene, never a dense compounds x compounds table. PyG and
+    scikit-learn offer no sparse set-Jaccard join; ``torch.sparse.mm`` does it too but warns that its
+    CSR path is beta.
+    """
+    dev = targets.device
+    if targets.numel() == 0:
+        return torch.zeros(2, 0, dtype=torch.long, device=dev), torch.zeros(0, device=dev)
+    n_genes = int(targets[1].max()) + 1
+    code = torch.unique(targets[1] * n_nodes + targets[0])  # by gene; one source per pair counts once
+    gene, comp = torch.div(code, n_nodes, rounding_mode="floor"), code % n_nodes
+    per_gene = torch.bincount(gene, minlength=n_genes)
+    start = torch.cumsum(per_gene, 0) - per_gene
+    reps = per_gene[gene]
+    edge = torch.repeat_interleave(torch.arange(code.numel(), device=dev), reps)
+    first_of_edge = torch.repeat_interleave(torch.cumsum(reps, 0) - reps, reps)
+    within = torch.arange(edge.numel(), device=dev) - first_of_edge
+    partner = comp[start[gene[edge]] + within]
+    pair, inter = torch.unique(comp[edge] * n_nodes + partner, return_counts=True)
+    dst, src = torch.div(pair, n_nodes, rounding_mode="floor"), pair % n_nodes
+    off = dst != src
+    dst, src, inter = dst[off], src[off], inter[off].float()
+    deg = torch.bincount(comp, minlength=n_nodes).to(inter.dtype)
+    jac = inter / (deg[dst] + deg[src] - inter)
+    # top_k per compound: sort by (compound, -jaccard, neighbour), keep each compound's first top_k
+    order = torch.argsort(src, stable=True)  # stable sorts, least significant key first
+    order = order[torch.argsort(-jac[order], stable=True)]
+    order = order[torch.argsort(dst[order], stable=True)]
+    dst, src, jac = dst[order], src[order], jac[order]
+    first = torch.searchsorted(dst, dst)
+    keep = torch.arange(dst.numel(), device=dev) - first < top_k
+    return torch.stack([src[keep], dst[keep]]), jac[keep]
 
 
 class SimilarityVote(MessagePassing):
@@ -58,31 +105,36 @@ class SimilarityVote(MessagePassing):
                             {\kappa + \sum_{j \in \mathcal{N}(i)} w_{ij}\, m_j}
 
     with :math:`s` the Tanimoto of the fingerprint columns or the Pearson correlation of the signature
-    columns ``f`` of the endpoints, :math:`m_j \in \{0, 1\}` whether neighbour :math:`j`'s labels
-    :math:`\mathbf{y}_j` are an input, :math:`\mathbf{p}` the training label frequencies, and learned
+    columns ``f`` of the endpoints (or, for ``'target_jaccard'``, the Jaccard of their target sets over
+    the :func:`shared_target_pairs` of the relation's TARGETS edges), :math:`m_j \in \{0, 1\}` whether
+    neighbour :math:`j`'s labels :math:`\mathbf{y}_j` are an input, :math:`\mathbf{p}` the training label
+    frequencies, and learned
     :math:`\beta = \mathrm{softplus}(\cdot) > 0` (how much more a close neighbour counts) and
     :math:`\kappa = \mathrm{softplus}(\cdot) > 0` (the prior's pseudo-count: a vote of few or distant
     neighbours stays near :math:`\mathbf{p}`, as the kNN's shrinkage does). A node without known
     neighbours gets :math:`\mathbf{p}`.
 
     Args:
-        similarity: ``'tanimoto'`` or ``'pearson'``.
-        feature_cols: ``(start, stop)`` columns of the node features compared.
+        similarity: ``'tanimoto'``, ``'pearson'`` or ``'target_jaccard'``.
+        feature_cols: ``(start, stop)`` columns of the node features compared (unused by
+            ``'target_jaccard'``).
         beta: initial :math:`\beta`.
         kappa: initial :math:`\kappa`.
 
     Shapes:
         - **input:** features ``x`` [N, F], labels ``y`` [N, C] (rows of unknown nodes are ignored),
           ``known`` [N] float 0/1, ``prior`` [C], ``edge_indices``: the relation's ``[2, E]`` edge
-          indices (both directions; messages flow ``edge_index[0] -> [1]``), summed before the division.
+          indices (both directions; messages flow ``edge_index[0] -> [1]``), summed before the division
+          (``'target_jaccard'``: the Compound -> Gene TARGETS edges the pairs are derived from).
         - **output:** votes ``[N, C]`` in (0, 1).
     """
 
     def __init__(self, similarity: str, feature_cols: tuple[int, int], beta: float = 2.0,
                  kappa: float = 0.5) -> None:
         super().__init__(aggr="sum")
-        if similarity not in SIMILARITIES:
-            raise ValueError(f"unknown similarity {similarity!r} ({' | '.join(SIMILARITIES)})")
+        if similarity not in (*SIMILARITIES, TARGET_JACCARD):
+            known = " | ".join((*SIMILARITIES, TARGET_JACCARD))
+            raise ValueError(f"unknown similarity {similarity!r} ({known})")
         self.similarity, self.feature_cols = similarity, feature_cols
         self.beta0, self.kappa0 = beta, kappa
         self.raw_beta = nn.Parameter(torch.empty(()))
@@ -105,22 +157,26 @@ class SimilarityVote(MessagePassing):
 
     def forward(self, x: Tensor, y: Tensor, known: Tensor, prior: Tensor,
                 edge_indices: Sequence[Tensor]) -> Tensor:
-        lo, hi = self.feature_cols
-        f = x[:, lo:hi]
         payload = torch.cat([y * known.unsqueeze(-1), known.unsqueeze(-1)], dim=-1)
-        out = torch.zeros_like(payload)
-        for edge_index in edge_indices:  # one relation stored as two edge types (each pair once)
-            out = out + self.propagate(edge_index, f=f, payload=payload)
+        edge_index, w = self.weighted_edges(x, edge_indices)
+        out = self.propagate(edge_index, payload=payload, w=w, size=(x.size(0), x.size(0)))
         kappa = F.softplus(self.raw_kappa)
         return (out[:, :-1] + kappa * prior) / (kappa + out[:, -1:])
 
-    def edge_weight(self, f_i: Tensor, f_j: Tensor) -> Tensor:
-        r""":math:`w_{ij}` [E] of the feature rows ``f_i``, ``f_j`` [E, D] of the edges' endpoints."""
-        s = SIMILARITIES[self.similarity](f_i, f_j)
-        return torch.exp(F.softplus(self.raw_beta) * (s - 1.0))
+    def weighted_edges(self, x: Tensor, edge_indices: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        r"""``(edge_index [2, E], w [E])``: the relation's messages ``edge_index[0] -> [1]`` (every edge
+        type of it; an unordered pair is stored once, so both directions are listed) and :math:`w_{ij}`."""
+        if self.similarity == TARGET_JACCARD:
+            edge_index, s = shared_target_pairs(torch.cat(list(edge_indices), 1), x.size(0))
+            s = s.to(x.dtype)
+        else:
+            edge_index = torch.cat(list(edge_indices), 1)
+            lo, hi = self.feature_cols
+            s = SIMILARITIES[self.similarity](x[edge_index[1], lo:hi], x[edge_index[0], lo:hi])
+        return edge_index, torch.exp(F.softplus(self.raw_beta) * (s - 1.0))
 
-    def message(self, f_i: Tensor, f_j: Tensor, payload_j: Tensor) -> Tensor:
-        return self.edge_weight(f_i, f_j).unsqueeze(-1) * payload_j
+    def message(self, payload_j: Tensor, w: Tensor) -> Tensor:
+        return w.unsqueeze(-1) * payload_j
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.similarity}, cols={self.feature_cols})"

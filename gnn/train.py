@@ -35,7 +35,7 @@ from moakg.gnn.models import (
     strip_label_edges,
 )
 from moakg.gnn.sampling import graph_size
-from moakg.gnn.similarity_vote import LabelVotes, VoteSpec
+from moakg.gnn.similarity_vote import TARGET_JACCARD, LabelVotes, VoteSpec
 from moakg.gnn.tasks import COMPOUND, SIGNATURE, MoATask, SignatureTask, TargetTask
 from moakg.gnn.train_moa import MoATrainer
 from moakg.gnn.train_target import TargetTrainer
@@ -48,6 +48,11 @@ __all__ = ["RunResult", "TrainConfig", "build_model", "model_graph", "train"]
 #: every dataset measured, README); the signature vote starts closed and opens as far as training finds
 #: it useful (open from the start, its weak evidence cost 0.05-0.07 test micro AUPRC on the demo).
 VOTE_RELATIONS = (("SIMILAR_STRUCTURE", "tanimoto", "fp", 1.0), ("SIMILAR_SIGNATURE", "pearson", "z", 0.0))
+#: the vote of compounds sharing known targets (metapath Compound-TARGETS-Gene-TARGETS-Compound, Jaccard
+#: of the target sets in the graph passed in), in the 'known_targets' setting only: there held-out
+#: compounds bring targets; in 'phenotype' they have none, so the vote could only fit training compounds.
+#: It starts closed, as the signature vote does.
+SHARED_TARGET = "SHARED_TARGET"
 
 
 def uses_label_trick(task: Any, cfg: TrainConfig) -> bool:
@@ -99,9 +104,10 @@ def _feature_cols(graph: HeteroData, name: str) -> tuple[int, int] | None:
     return (start, start + width) if start + width <= int(store.x.size(1)) else None
 
 
-def vote_relations(graph: HeteroData) -> dict[str, VoteSpec]:
+def vote_relations(graph: HeteroData, setting: str = "phenotype") -> dict[str, VoteSpec]:
     """``{relation: (similarity, feature columns, edge types, initial gate)}`` of the similarity
-    relations ``graph`` has edges of, each with both directions (an unordered pair is stored once)."""
+    relations ``graph`` has edges of, each with both directions (an unordered pair is stored once), and
+    in the ``'known_targets'`` setting :data:`SHARED_TARGET` over its Compound -> Gene TARGETS edges."""
     out = {}
     for rel, sim, feature, gate in VOTE_RELATIONS:
         cols = _feature_cols(graph, feature)
@@ -109,6 +115,9 @@ def vote_relations(graph: HeteroData) -> dict[str, VoteSpec]:
                if et in graph.edge_types and graph[et].edge_index.numel()]
         if cols is not None and ets:
             out[rel] = (sim, cols, ets, gate)
+    targets = edge_type("TARGETS")
+    if setting == "known_targets" and targets in graph.edge_types and graph[targets].edge_index.numel():
+        out[SHARED_TARGET] = (TARGET_JACCARD, (0, 0), [targets], 0.0)
     return out
 
 
@@ -120,14 +129,14 @@ def build_model(task: Any, graph: HeteroData, cfg: TrainConfig, kind: str) -> nn
     :func:`~moakg.gnn.explain.loading.load_run` both build models here, so a checkpoint always fits."""
     encoder = build_encoder(graph, kind, cfg.hidden, cfg.layers, cfg.dropout, cfg.heads)
     if isinstance(task, TargetTask):
-        relations = vote_relations(graph) if uses_link_votes(task, cfg) else {}
+        relations = vote_relations(graph, task.setting) if uses_link_votes(task, cfg) else {}
         votes = LinkVotes(relations, edge_type("TARGETS"), int(task.n_genes)) if relations else None
         return TargetLinkPredictor(encoder, int(task.n_genes), votes)
     n_classes = task.y.size(1)
     if not uses_label_trick(task, cfg):
         return MoAClassifier(encoder, n_classes, SIGNATURE if isinstance(task, SignatureTask) else COMPOUND)
     width = int(graph[COMPOUND].x.size(1))
-    relations = vote_relations(graph)
+    relations = vote_relations(graph, task.setting)
     votes = LabelVotes(relations, n_classes) if relations else None
     return MoAClassifier(encoder, n_classes, COMPOUND, votes, (width, width + n_classes))
 

@@ -6,6 +6,7 @@ import torch
 
 from moakg.gnn.link_vote import LinkVotes
 from moakg.gnn.models import SAGEEncoder, TargetLinkPredictor
+from moakg.gnn.similarity_vote import TARGET_JACCARD, shared_target_pairs
 
 SIM = ("Compound", "SIMILAR_STRUCTURE", "Compound")
 SIM_REV = ("Compound", "rev_SIMILAR_STRUCTURE", "Compound")
@@ -114,3 +115,54 @@ def test_tune_votes_takes_the_best_grid_point_relation_by_relation() -> None:
     assert chosen == {"SIMILAR_STRUCTURE": (1.0, 10.0, 0.5), "SIMILAR_SIGNATURE": (0.5, 3.0, 2.0)}
     assert torch.allclose(votes.gates.detach(), torch.tensor([1.0, 0.5]))
     assert abs(float(soft(votes.votes["SIMILAR_STRUCTURE"].raw_beta)) - 10.0) < 1e-4
+
+
+def test_shared_target_pairs_are_the_top_k_jaccard_neighbours_of_a_dense_computation() -> None:
+    """Against sets written out densely: every compound's neighbours are the ``top_k`` others with the
+    largest target-set Jaccard (> 0), with that Jaccard, as messages neighbour -> compound; duplicate
+    edges (one per source) count once, and a compound without targets gets no neighbour."""
+    g = torch.Generator().manual_seed(3)
+    n_c, n_g = 30, 12
+    targets = torch.stack([torch.randint(0, n_c - 5, (90,), generator=g),
+                           torch.randint(0, n_g, (90,), generator=g)])
+    targets = torch.cat([targets, targets[:, :10]], 1)  # a second source repeats some pairs
+    a = torch.zeros(n_c, n_g)
+    a[targets[0], targets[1]] = 1.0
+    inter = a @ a.T
+    union = a.sum(1, keepdim=True) + a.sum(1)[None, :] - inter
+    jac = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter)).fill_diagonal_(0)
+    for top_k in (3, 100):
+        (src, dst), s = shared_target_pairs(targets, n_c, top_k)
+        assert torch.allclose(s, jac[dst, src])
+        assert bool((s > 0).all()) and not bool((src == dst).any())
+        for c in range(n_c):
+            mine = s[dst == c]
+            expected = jac[c][jac[c] > 0].sort(descending=True).values[:top_k]
+            assert torch.allclose(mine.sort(descending=True).values, expected), c
+        assert not bool(torch.isin(torch.arange(n_c - 5, n_c), dst).any())
+
+
+def test_shared_target_vote_is_the_target_jaccard_knn_and_follows_the_edges_passed_in() -> None:
+    """The link votes over SHARED_TARGET equal a dense Jaccard-weighted kNN of targets, and removing a
+    compound's TARGETS edges removes its vote (only targets in the graph passed in count)."""
+    _, edges = _graph(1)
+    x = torch.zeros(N_C, 1)
+    votes = LinkVotes({"SHARED_TARGET": (TARGET_JACCARD, (0, 0), [TARGETS], 1.0)}, TARGETS, N_G)
+    votes.prior.fill_(0.1)
+    (vote,) = votes.votes.values()
+    beta = float(torch.nn.functional.softplus(vote.raw_beta.detach()))
+    kappa = float(torch.nn.functional.softplus(vote.raw_kappa.detach()))
+    a = torch.zeros(N_C, N_G)
+    a[edges[TARGETS][0], edges[TARGETS][1]] = 1.0
+    inter = a @ a.T
+    union = a.sum(1, keepdim=True) + a.sum(1)[None, :] - inter
+    jac = torch.where(inter > 0, inter / union.clamp(min=1), torch.zeros_like(inter)).fill_diagonal_(0)
+    w = torch.where(jac > 0, torch.exp(beta * (jac - 1.0)), torch.zeros_like(jac))  # N_C < top_k: all
+    expected = (kappa * 0.1 + w @ a) / (kappa + w.sum(1, keepdim=True))
+    logit = lambda p: torch.log(p) - torch.log1p(-p)  # noqa: E731
+    offsets = votes.offset_all(votes.tables(x, edges, N_G), torch.arange(N_C))
+    assert torch.allclose(offsets, logit(expected) - logit(torch.tensor(0.1)), atol=1e-5)
+    c = int(edges[TARGETS][0, 0])
+    assert bool((offsets[c] != 0).any())
+    cut = {**edges, TARGETS: edges[TARGETS][:, edges[TARGETS][0] != c]}
+    assert bool((votes.offset_all(votes.tables(x, cut, N_G), torch.tensor([c])) == 0).all())
