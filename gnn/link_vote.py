@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from moakg.gnn.similarity_vote import SimilarityVote, VoteSpec, safe_logit
+from moakg.gnn.similarity_vote import SimilarityVote, VoteSpec, expand_groups, safe_logit
 
 EdgeType = tuple[str, str, str]
 
@@ -133,10 +133,7 @@ class LinkVotes(nn.Module):
             (src, dst), w = vote.weighted_edges(x, eis)
             den = torch.zeros(n_c, dtype=x.dtype, device=x.device).index_add(0, dst, w * known[src])
             # join each similarity edge with its neighbour's targets
-            reps = deg[src]
-            edge = torch.repeat_interleave(torch.arange(src.numel(), device=x.device), reps)
-            within = torch.arange(edge.numel(), device=x.device) - torch.repeat_interleave(
-                torch.cumsum(reps, 0) - reps, reps)
+            edge, within = expand_groups(deg[src])
             gene = t_gene[ptr[src[edge]] + within]
             keys, inverse = torch.unique(dst[edge] * n_genes + gene, return_inverse=True)
             num = torch.zeros(keys.numel(), dtype=x.dtype, device=x.device).index_add(0, inverse, w[edge])

@@ -55,6 +55,15 @@ TARGET_JACCARD = "target_jaccard"
 SHARED_TARGET_TOP_K = 20
 
 
+def expand_groups(reps: Tensor) -> tuple[Tensor, Tensor]:
+    """``(owner, within)``: each index ``i`` of ``reps`` repeated ``reps[i]`` times, and each copy's
+    position ``0..reps[i]-1`` among them: the index arithmetic of a sparse join, where row ``i`` meets
+    each of its ``reps[i]`` partners (``partners[start[i] + within]`` in a CSR layout)."""
+    owner = torch.repeat_interleave(torch.arange(reps.numel(), device=reps.device), reps)
+    first = torch.repeat_interleave(torch.cumsum(reps, 0) - reps, reps)
+    return owner, torch.arange(owner.numel(), device=reps.device) - first
+
+
 def shared_target_pairs(targets: Tensor, n_nodes: int, top_k: int = SHARED_TARGET_TOP_K
                         ) -> tuple[Tensor, Tensor]:
     """``(edge_index [2, P], jaccard [P])``: for each compound, the ``top_k`` other compounds whose
@@ -62,7 +71,7 @@ def shared_target_pairs(targets: Tensor, n_nodes: int, top_k: int = SHARED_TARGE
     broken by id), as messages ``neighbour -> compound``.
 
     The overlaps are a join of the edges on their gene (each edge paired with every edge of the same
-    gene, by index arithmetic as in :mod:`moakg.gnn.link_vote`), counted per compound pair: memory
+    gene, by :func:`expand_groups` as in :mod:`moakg.gnn.link_vote`), counted per compound pair: memory
     follows the pairs that share a gene, never a dense compounds x compounds table. PyG and
     scikit-learn offer no sparse set-Jaccard join; ``torch.sparse.mm`` does it too but warns that its
     CSR path is beta.
@@ -75,10 +84,7 @@ def shared_target_pairs(targets: Tensor, n_nodes: int, top_k: int = SHARED_TARGE
     gene, comp = torch.div(code, n_nodes, rounding_mode="floor"), code % n_nodes
     per_gene = torch.bincount(gene, minlength=n_genes)
     start = torch.cumsum(per_gene, 0) - per_gene
-    reps = per_gene[gene]
-    edge = torch.repeat_interleave(torch.arange(code.numel(), device=dev), reps)
-    first_of_edge = torch.repeat_interleave(torch.cumsum(reps, 0) - reps, reps)
-    within = torch.arange(edge.numel(), device=dev) - first_of_edge
+    edge, within = expand_groups(per_gene[gene])
     partner = comp[start[gene[edge]] + within]
     pair, inter = torch.unique(comp[edge] * n_nodes + partner, return_counts=True)
     dst, src = torch.div(pair, n_nodes, rounding_mode="floor"), pair % n_nodes

@@ -117,6 +117,15 @@ def test_tune_votes_takes_the_best_grid_point_relation_by_relation() -> None:
     assert abs(float(soft(votes.votes["SIMILAR_STRUCTURE"].raw_beta)) - 10.0) < 1e-4
 
 
+def _dense_jaccard(targets: torch.Tensor, n_c: int, n_g: int) -> torch.Tensor:
+    """[n_c, n_c] Jaccard of the compounds' target sets written out densely, 0 on the diagonal."""
+    a = torch.zeros(n_c, n_g)
+    a[targets[0], targets[1]] = 1.0
+    inter = a @ a.T
+    union = a.sum(1, keepdim=True) + a.sum(1)[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter)).fill_diagonal_(0)
+
+
 def test_shared_target_pairs_are_the_top_k_jaccard_neighbours_of_a_dense_computation() -> None:
     """Against sets written out densely: every compound's neighbours are the ``top_k`` others with the
     largest target-set Jaccard (> 0), with that Jaccard, as messages neighbour -> compound; duplicate
@@ -126,11 +135,7 @@ def test_shared_target_pairs_are_the_top_k_jaccard_neighbours_of_a_dense_computa
     targets = torch.stack([torch.randint(0, n_c - 5, (90,), generator=g),
                            torch.randint(0, n_g, (90,), generator=g)])
     targets = torch.cat([targets, targets[:, :10]], 1)  # a second source repeats some pairs
-    a = torch.zeros(n_c, n_g)
-    a[targets[0], targets[1]] = 1.0
-    inter = a @ a.T
-    union = a.sum(1, keepdim=True) + a.sum(1)[None, :] - inter
-    jac = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter)).fill_diagonal_(0)
+    jac = _dense_jaccard(targets, n_c, n_g)
     for top_k in (3, 100):
         (src, dst), s = shared_target_pairs(targets, n_c, top_k)
         assert torch.allclose(s, jac[dst, src])
@@ -154,9 +159,7 @@ def test_shared_target_vote_is_the_target_jaccard_knn_and_follows_the_edges_pass
     kappa = float(torch.nn.functional.softplus(vote.raw_kappa.detach()))
     a = torch.zeros(N_C, N_G)
     a[edges[TARGETS][0], edges[TARGETS][1]] = 1.0
-    inter = a @ a.T
-    union = a.sum(1, keepdim=True) + a.sum(1)[None, :] - inter
-    jac = torch.where(inter > 0, inter / union.clamp(min=1), torch.zeros_like(inter)).fill_diagonal_(0)
+    jac = _dense_jaccard(edges[TARGETS], N_C, N_G)
     w = torch.where(jac > 0, torch.exp(beta * (jac - 1.0)), torch.zeros_like(jac))  # N_C < top_k: all
     expected = (kappa * 0.1 + w @ a) / (kappa + w.sum(1, keepdim=True))
     logit = lambda p: torch.log(p) - torch.log1p(-p)  # noqa: E731
