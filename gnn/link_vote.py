@@ -100,6 +100,9 @@ class LinkVotes(nn.Module):
         self.votes = nn.ModuleDict({rel: SimilarityVote(spec[0], spec[1]) for rel, spec in relations.items()})
         self.gates = nn.Parameter(torch.empty(len(relations)))
         self.register_buffer("prior", torch.full((max(n_genes, 1),), 1e-3))
+        #: explanation mask on the TARGETS edges (``[E]``, a factor on each neighbour target's vote), set
+        #: only while :func:`moakg.gnn.explain.masking.attached_masks` explains the model
+        self.target_mask: Tensor | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -119,6 +122,7 @@ class LinkVotes(nn.Module):
         # the neighbours' targets as CSR rows: compound -> its genes
         order = torch.argsort(targets[0] * n_genes + targets[1])
         t_comp, t_gene = targets[0][order], targets[1][order]
+        t_weight = None if self.target_mask is None else self.target_mask[order]
         deg = torch.bincount(t_comp, minlength=n_c)
         ptr = torch.cumsum(deg, 0) - deg
         known = (deg > 0).to(x.dtype)
@@ -134,9 +138,11 @@ class LinkVotes(nn.Module):
             den = torch.zeros(n_c, dtype=x.dtype, device=x.device).index_add(0, dst, w * known[src])
             # join each similarity edge with its neighbour's targets
             edge, within = expand_groups(deg[src])
-            gene = t_gene[ptr[src[edge]] + within]
+            at = ptr[src[edge]] + within
+            gene = t_gene[at]
             keys, inverse = torch.unique(dst[edge] * n_genes + gene, return_inverse=True)
-            num = torch.zeros(keys.numel(), dtype=x.dtype, device=x.device).index_add(0, inverse, w[edge])
+            weight = w[edge] if t_weight is None else w[edge] * t_weight[at]
+            num = torch.zeros(keys.numel(), dtype=x.dtype, device=x.device).index_add(0, inverse, weight)
             out.append(LinkVoteTable(keys, num, den, F.softplus(vote.raw_kappa), n_genes))
         return out
 

@@ -145,6 +145,9 @@ class SimilarityVote(MessagePassing):
         self.beta0, self.kappa0 = beta, kappa
         self.raw_beta = nn.Parameter(torch.empty(()))
         self.raw_kappa = nn.Parameter(torch.empty(()))
+        #: explanation mask: a factor on each edge's weight (``[E]``, the edges of :meth:`weighted_edges`),
+        #: set only while :func:`moakg.gnn.explain.masking.attached_masks` explains the model
+        self.edge_mask: Tensor | None = None
         self.reset_parameters()
 
     @staticmethod
@@ -179,7 +182,8 @@ class SimilarityVote(MessagePassing):
             edge_index = torch.cat(list(edge_indices), 1)
             lo, hi = self.feature_cols
             s = SIMILARITIES[self.similarity](x[edge_index[1], lo:hi], x[edge_index[0], lo:hi])
-        return edge_index, torch.exp(F.softplus(self.raw_beta) * (s - 1.0))
+        w = torch.exp(F.softplus(self.raw_beta) * (s - 1.0))
+        return edge_index, (w if self.edge_mask is None else w * self.edge_mask)
 
     def message(self, payload_j: Tensor, w: Tensor) -> Tensor:
         return w.unsqueeze(-1) * payload_j

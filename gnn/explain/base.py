@@ -4,8 +4,9 @@ work on.
 An explainer answers: which message edges around compound ``c`` made the model predict ``target``?
 ``target`` is ``('moa', class_idx)`` (a column of :class:`~moakg.gnn.models.MoAClassifier`) or
 ``('target', gene_idx)`` (the link logit of :class:`~moakg.gnn.models.TargetLinkPredictor` for gene
-``gene_idx``). Every explainer returns non-negative importances, one ``[E_t]`` tensor per edge type ``t`` of
-the computation subgraph (:class:`CompSubgraph`), so a new method is one new :class:`EdgeExplainer` class.
+``gene_idx``). Every explainer returns non-negative importances (evidence for the prediction), one
+``[E_t]`` tensor per edge type ``t`` of the computation subgraph (:class:`CompSubgraph`), so a new method
+is one new :class:`EdgeExplainer` class.
 
 The computation subgraph of a ``k``-layer model around seed nodes keeps exactly the message edges that can
 reach a seed within ``k`` layers: edge ``u -> v`` is kept when ``v`` is at most ``k - 1`` incoming hops from
@@ -23,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
+from moakg.gnn.explain.masking import attached_masks, mask_slots, slot_masks
 from moakg.gnn.label_trick import LABEL_INPUT, LABEL_KNOWN
 from moakg.gnn.models import (
     HeteroEncoder,
@@ -155,6 +157,9 @@ class ExplainedModel(nn.Module):
         # every destination node, so dropping them would change the prediction.
         self.model, self.target, self.gene_local = model, target, sub.gene
         self.base_edges = model_inputs(sub.graph, model_device(model))[1]
+        # where PyG's set_hetero_masks puts each explained edge type's mask, for the layers it cannot
+        # reach itself (votes, RGCN, HGT: see moakg.gnn.explain.masking)
+        self.mask_slots = mask_slots(sub.edge_types)
         if target[0] == "moa" and not isinstance(model, MoAClassifier):
             raise TypeError("an ('moa', class) target needs a MoAClassifier")
         if target[0] == "target" and not isinstance(model, TargetLinkPredictor):
@@ -162,6 +167,10 @@ class ExplainedModel(nn.Module):
 
     def forward(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]) -> Tensor:
         edges = {**self.base_edges, **edge_index_dict}
+        with attached_masks(self.model, slot_masks(self.mask_slots), edges):
+            return self._logit(x_dict, edges)
+
+    def _logit(self, x_dict: dict[str, Tensor], edges: dict[EdgeType, Tensor]) -> Tensor:
         kind, idx = self.target
         if kind == "moa":
             return self.model(x_dict, edges)[:, idx : idx + 1]
@@ -222,7 +231,7 @@ class EdgeExplainer(ABC):
         for et in sub.edge_types:
             v = imp.get(et)
             n = sub.graph[et].edge_index.size(1)
-            v = torch.zeros(n) if v is None else v.detach().float().cpu().abs().view(-1)
+            v = torch.zeros(n) if v is None else v.detach().float().cpu().view(-1).clamp(min=0)
             if v.numel() != n:
                 raise RuntimeError(f"{self.name}: {et} importance has {v.numel()} values, expected {n}")
             out[et] = torch.nan_to_num(v, nan=0.0)
@@ -230,4 +239,6 @@ class EdgeExplainer(ABC):
 
     @abstractmethod
     def explain_sub(self, model: nn.Module, sub: CompSubgraph, target: Target) -> dict[EdgeType, Tensor]:
-        """Importances on ``sub.graph``'s explained edge types (``sub.edge_types``); signs are dropped."""
+        """Importances on ``sub.graph``'s explained edge types (``sub.edge_types``): evidence FOR the
+        prediction. Negative values (edges that argue against it) are set to 0 by :meth:`explain`, so
+        paths are built from what supports the prediction, not from what merely moves it."""

@@ -3,14 +3,15 @@
 - :class:`GNNExplainerMethod`: PyG's ``GNNExplainer`` (Ying et al. 2019), a soft edge mask trained to keep
   the prediction with few edges; importances are the mask's sigmoid values in (0, 1).
 - :class:`IntegratedGradientsMethod`: PyG's ``CaptumExplainer('IntegratedGradients')`` on an all-ones edge
-  mask (baseline: all edges off); importances are ``|attribution|`` (needs the ``captum`` package).
-- :class:`SaliencyMethod`: ``|d logit / d mask|`` at the all-ones mask: one forward and one backward pass,
+  mask (baseline: all edges off); importances are the positive attributions (needs ``captum``).
+- :class:`SaliencyMethod`: ``d logit / d mask`` at the all-ones mask: one forward and one backward pass,
   the cheap first look.
 
-All three only mask edges through PyG's per-edge-type message-passing modules (``HeteroConv`` of
-``SAGEConv``), so they explain ``sage`` encoders; RGCN and HGT run their relations through one homogeneous
-``MessagePassing`` call, where a per-edge-type mask cannot be attached (they raise
-:class:`~moakg.errors.UserError`).
+All three explain the positive side of the prediction (the MoA class, the link): GNNExplainer is trained
+against the target "positive" (PyG's phenomenon mode), so a compound predicted at p < 0.5 still gets the
+edges that argue FOR the class; the gradient methods keep the attributions that raise the logit. Masks
+reach every encoder (``sage``, ``rgcn``, ``hgt``) and the similarity votes through
+:mod:`moakg.gnn.explain.masking`.
 """
 
 from __future__ import annotations
@@ -29,19 +30,9 @@ from moakg.gnn.explain.base import (
     EdgeType,
     ExplainedModel,
     Target,
-    encoder_of,
     explained_inputs,
     model_device,
 )
-
-
-def _check_maskable(model: nn.Module) -> None:
-    kind = encoder_of(model).kind
-    if kind != "sage":
-        raise UserError(
-            f"edge explanations need per-edge-type message passing (HeteroConv); a {kind!r} encoder runs "
-            "every relation through one homogeneous layer, so its edges cannot be masked per type yet"
-        )
 
 
 def _reset_masks(model: nn.Module) -> None:
@@ -59,12 +50,14 @@ def _reset_masks(model: nn.Module) -> None:
 
 
 def _pyg_explainer(model: nn.Module, algorithm: torch.nn.Module, mode: str) -> Explainer:
-    # 'model' explanations: explain what the model predicts (not a ground-truth label). One output column:
-    # the logit of the explained MoA class / link. GNNExplainer treats it as binary classification (its
-    # loss keeps the predicted side of 0); Captum only accepts probabilities for that mode, so IG
-    # attributes the raw logit as a regression output instead (same gradients, no sigmoid squashing).
+    # One output column: the logit of the explained MoA class / link. GNNExplainer (binary
+    # classification) explains the 'phenomenon' "this class is positive": in 'model' mode it would keep
+    # the predicted side of 0, i.e. explain the NEGATIVE class whenever p < 0.5. Captum only accepts
+    # probabilities for binary mode, so IG attributes the raw logit as a regression output ('model' mode:
+    # same gradients, no sigmoid squashing).
+    explanation_type = "phenomenon" if mode == "binary_classification" else "model"
     return Explainer(
-        model=model, algorithm=algorithm, explanation_type="model", edge_mask_type="object",
+        model=model, algorithm=algorithm, explanation_type=explanation_type, edge_mask_type="object",
         node_mask_type=None, model_config=dict(mode=mode, task_level="node", return_type="raw"),
     )
 
@@ -86,13 +79,15 @@ def _explain_with_pyg(model: nn.Module, sub: CompSubgraph, target: Target, algor
     Leftover masks are removed before and after: once GNNExplainer has set a Parameter mask, PyG wraps
     later masks into new Parameters and Captum then fails with "differentiated Tensor ... not used".
     """
-    _check_maskable(model)
     wrapped = ExplainedModel(model, sub, target)
     explainer = _pyg_explainer(wrapped, algorithm, mode)
     x, ei = explained_inputs(sub, model_device(model))
+    kw = {}
+    if explainer.explanation_type.value == "phenomenon":  # the positive class of every row
+        kw["target"] = torch.ones(x["Compound"].size(0), 1, device=x["Compound"].device)
     _reset_masks(wrapped)
     try:
-        expl = explainer(x, ei, index=sub.compound)
+        expl = explainer(x, ei, index=sub.compound, **kw)
     finally:
         _reset_masks(wrapped)
     return _masks(expl, list(ei))
@@ -126,12 +121,11 @@ class IntegratedGradientsMethod(EdgeExplainer):
 
 
 class SaliencyMethod(EdgeExplainer):
-    """``|d logit / d m_e|`` at ``m = 1``: how fast the logit moves when one edge's message is scaled."""
+    """``d logit / d m_e`` at ``m = 1``: how fast the logit rises when one edge's message is scaled up."""
 
     name = "saliency"
 
     def explain_sub(self, model: nn.Module, sub: CompSubgraph, target: Target) -> dict[EdgeType, Tensor]:
-        _check_maskable(model)
         wrapped = ExplainedModel(model, sub, target)
         x, ei = explained_inputs(sub, model_device(model))
         masks = {et: torch.ones(e.size(1), device=e.device, requires_grad=True) for et, e in ei.items()}
