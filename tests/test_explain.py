@@ -300,7 +300,7 @@ def test_cli_explain_and_evaluate(explain_cli: typer.Typer, demo: Neo4jConnectio
     out = runner.invoke(explain_cli, ["explain", "--run", moa_run.run_id, "--compound", key,
                                   "--method", "saliency", "--top-k", "3", "--plot", str(png)])
     assert out.exit_code == 0, out.output
-    assert re.search(r"fidelity\+ [0-9.]+ +fidelity- [0-9.]+", out.output)
+    assert re.search(r"fidelity\+ -?[0-9.]+ +fidelity- -?[0-9.]+", out.output)
     # paths leave the compound along its signature, MIMICS / OPPOSES or similarity edges
     assert re.search(r"Compound-(HAS_SIGNATURE|MIMICS|OPPOSES|SIMILAR_\w+)-", out.output)
     assert png.stat().st_size > 10_000
@@ -314,10 +314,36 @@ def test_cli_explain_and_evaluate(explain_cli: typer.Typer, demo: Neo4jConnectio
                                  "--method", "gnnexplainer", "--epochs", "5", "--top-k", "3"])
     assert ev.exit_code == 0, ev.output
     lines = ev.output.strip().splitlines()
-    assert lines[0].split()[:4] == ["method", "n_explained", "n_no_edges", "fidelity_plus"]
-    assert "degree_matched" in lines[0] and "random_metapath" in lines[0]
-    body = {ln.split()[0]: ln.split() for ln in lines[2:]}
-    assert set(body) == {"saliency", "gnnexplainer"}
-    n_test = moa_run.task.split.test.numel()
-    for cols in body.values():
+    head = next(i for i, ln in enumerate(lines) if ln.split()[:2] == ["method", "n_explained"])
+    fid = {ln.split()[0]: ln.split() for ln in lines[head + 2 : head + 4]}
+    assert set(fid) == {"saliency", "gnnexplainer"}
+    n_test = len(_test_compounds_with_signatures(moa_run, 10**6))  # every held-out compound with a signature
+    for cols in fid.values():
         assert int(cols[1]) + int(cols[2]) == n_test and int(cols[1]) >= 1
+    check_head = next(i for i, ln in enumerate(lines) if ln.split()[:2] == ["method", "check"])
+    assert {"random_metapath", "p_metapath", "degree_matched", "p_degree"} <= set(lines[check_head].split())
+    checks = {(ln.split()[0], ln.split()[1]) for ln in lines[check_head + 2 :]}
+    assert {("saliency", "consistency"), ("gnnexplainer", "consistency")} <= checks
+
+
+def test_cli_explain_all_test_stores_every_held_out_compound_once(
+        explain_cli: typer.Typer, demo: Neo4jConnection, moa_run: LoadedRun, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOAKG_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    args = ["explain", "--run", moa_run.run_id, "--all-test", "--method", "saliency", "--top-k", "3"]
+    count = ("MATCH (e:Explanation {run: $run, method: 'saliency'})-[:EXPLAINS]->(c:Compound) "
+             "RETURN count(DISTINCT c) AS compounds, count(e) AS n")
+    out = runner.invoke(explain_cli, args)
+    assert out.exit_code == 0, out.output
+    m = re.search(r"(\d+) of (\d+) held-out compounds with a signature explained", out.output)
+    n_test = len(_test_compounds_with_signatures(moa_run, 10**6))
+    assert m and int(m.group(2)) == n_test and int(m.group(1)) >= 1
+    first = demo.query(count, run=moa_run.run_id)[0]
+    # one explanation per explained compound (the single-compound CLI test may have stored one already)
+    assert first["compounds"] == first["n"] >= int(m.group(1))
+    again = runner.invoke(explain_cli, args)
+    assert again.exit_code == 0, again.output
+    assert demo.query(count, run=moa_run.run_id)[0] == first  # idempotent
+    bad = runner.invoke(explain_cli, [*args, "--compound", "X"])
+    assert bad.exit_code == 1 and "--all-test" in bad.output

@@ -4,28 +4,38 @@ Fidelity is computed here for heterogeneous graphs (PyG 2.8.1's ``fidelity`` fai
 ``HeteroExplanation``) by re-running the model on the computation subgraph ``G`` with the explanation's
 message edges ``S`` removed or kept alone. With ``p(.)`` the model's probability of the explained prediction:
 
-- ``fidelity+ = |p(G) - p(G \\ S)|``: how much the prediction moves when the explanation is taken away
-  (high is good: the explanation was necessary);
-- ``fidelity- = |p(G) - p(S)|``: how much it moves when only the explanation is left (low is good: the
-  explanation is sufficient).
+- ``fidelity+ = p(G) - p(G \\ S)``: how much the prediction FALLS when the explanation is taken away
+  (high is good: the explanation was necessary; negative: removing it raised the prediction);
+- ``fidelity- = p(G) - p(S)``: how much it falls when only the explanation is left (near 0 or below is
+  good: the explanation is sufficient).
 
-These are the probability versions of Amara et al. (GraphFramEx, 2022); the 0/1 "label changed" versions
-PyG uses say little about one binary output of one compound. Both lie in [0, 1], so the characterization
-score (``torch_geometric.explain.metric.characterization_score``) applies: the weighted harmonic mean of
-``fidelity+`` and ``1 - fidelity-``. Sparsity is ``1 - |S| / |E(G)|`` over message edges.
+These are the signed probability versions of Amara et al. (GraphFramEx, 2022): an explanation whose
+removal raises the prediction has negative fidelity+, where an absolute value would reward it. The 0/1
+"label changed" versions PyG uses say little about one binary output of one compound. The
+characterization score (``torch_geometric.explain.metric.characterization_score``) is the weighted
+harmonic mean of ``fidelity+`` and ``1 - fidelity-``, both clipped to [0, 1] first. Sparsity is
+``1 - |S| / |E(G)|`` over message edges.
 
-Known-target recovery (phenotype setting: the test compounds' TARGETS edges are hidden from the model): the
-fraction of a compound's top-k paths that pass through one of its true targets or a direct interactor
-(INTERACTS_WITH neighbour) of one, taken from the full exported graph. Two baselines are measured the same
-way on the same computation subgraph: random paths with the same metapaths (same relationship types,
-directions and labels, chosen uniformly step by step) and degree-matched random paths (same length, each
-node drawn among the neighbours in the same log2-degree bin as the explained path's node), which controls
-for explanations simply running through hubs that are near everything.
+Path validation (phenotype setting: the test compounds' TARGETS edges are hidden from the model), per
+compound over its top-k paths, each against two random baselines drawn on the same computation subgraph:
+random paths with the same metapaths (same relationship types, directions and labels, chosen uniformly
+step by step) and degree-matched random paths (same length, each node drawn among the neighbours in the
+same log2-degree bin as the explained path's node), which controls for explanations simply running through
+hubs that are near everything:
+
+- known-target recovery: the fraction of paths that pass through one of the compound's true targets
+  (the full export's TARGETS: DrugBank and the Hub), and the rank of the first such path;
+- MoA consistency (MoA runs): the fraction of paths that end at a reference compound carrying the
+  predicted MoA or at a gene targeted by a training compound with that MoA.
+
+:func:`compare_to_random` gives the bootstrap interval over compounds and a paired permutation p-value
+(``scipy.stats.permutation_test``) of each explainer rate against each random baseline.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,17 +67,19 @@ def _select(sub: CompSubgraph, mask: dict[EdgeType, Tensor], keep: bool) -> dict
 
 def fidelity(model: nn.Module, sub: CompSubgraph, target: Target,
              mask: dict[EdgeType, Tensor]) -> tuple[float, float]:
-    """``(fidelity+, fidelity-)`` of the edge set ``mask`` (bool ``{et: [E_t]}``) on ``sub``."""
+    """Signed ``(fidelity+, fidelity-)`` of the edge set ``mask`` (bool ``{et: [E_t]}``) on ``sub``."""
     p = predict(model, sub, target)
     p_without = predict(model, sub, target, _select(sub, mask, keep=False))
     p_only = predict(model, sub, target, _select(sub, mask, keep=True))
-    return abs(p - p_without), abs(p - p_only)
+    return p - p_without, p - p_only
 
 
 def characterization(fid_plus: float, fid_minus: float, pos_weight: float = 0.5,
                      neg_weight: float = 0.5) -> float:
-    """``(w+ + w-) / (w+ / fid+ + w- / (1 - fid-))`` as in PyG's ``characterization_score``; 0 when
-    ``fid+ == 0`` or ``fid- == 1`` (the limit of the harmonic mean, where PyG would divide by zero)."""
+    """``(w+ + w-) / (w+ / fid+ + w- / (1 - fid-))`` as in PyG's ``characterization_score``, on the signed
+    fidelities clipped to [0, 1]; 0 when ``fid+ <= 0`` or ``fid- >= 1`` (the limit of the harmonic mean,
+    where PyG would divide by zero)."""
+    fid_plus, fid_minus = min(fid_plus, 1.0), max(fid_minus, 0.0)
     if fid_plus <= 0 or fid_minus >= 1:
         return 0.0
     return (pos_weight + neg_weight) / (pos_weight / fid_plus + neg_weight / (1 - fid_minus))
@@ -103,34 +115,44 @@ def path_fidelity(model: nn.Module, sub: CompSubgraph, target: Target,
 
 
 # ------------------------------------------------------------------------------------------ recovery
-def known_target_genes(data: HeteroData, compound: int, interactors: bool = True) -> set[int]:
+def known_target_genes(data: HeteroData, compound: int) -> set[int]:
     """Gene indices that are a true target of ``compound`` in ``data`` (the full export, not the task
-    graph), plus their INTERACTS_WITH neighbours when ``interactors``."""
+    graph, so the targets hidden from the model in the phenotype setting count)."""
     et = edge_type("TARGETS")
     if et not in data.edge_types:
         return set()
     ei = data[et].edge_index
-    targets = set(ei[1, ei[0] == compound].tolist())
-    out = set(targets)
-    if interactors and targets:
-        t = torch.tensor(sorted(targets))
-        for gt in (edge_type("INTERACTS_WITH"), edge_type("INTERACTS_WITH", reverse=True)):
-            if gt in data.edge_types:
-                e = data[gt].edge_index
-                out |= set(e[1, torch.isin(e[0], t)].tolist())
-    return out
+    return set(ei[1, ei[0] == compound].tolist())
 
 
-def path_hits(path: ExplanationPath, genes: set[int]) -> bool:
-    """True when a Gene node of the path (after the compound) is in ``genes``."""
-    return any(t == "Gene" and i in genes for t, i in path.nodes[1:])
+#: a hit test on a path's message nodes (compound first)
+HitFn = Callable[[list[Node]], bool]
+
+
+def passes_through(genes: set[int]) -> HitFn:
+    """Known-target recovery: a Gene node of the path (after the compound) is in ``genes``."""
+    return lambda nodes: any(t == "Gene" and i in genes for t, i in nodes[1:])
+
+
+def ends_in(compounds: set[int], genes: set[int]) -> HitFn:
+    """MoA consistency: the path ends at one of ``compounds`` or at a Gene in ``genes``."""
+    def hit(nodes: list[Node]) -> bool:
+        t, i = nodes[-1]
+        return (t == "Compound" and i in compounds) or (t == "Gene" and i in genes)
+    return hit
+
+
+def path_hits(path: ExplanationPath, hit: HitFn) -> bool:
+    return hit(path.message_nodes)
 
 
 def random_metapath_path(wg: WeightedGraph, path: ExplanationPath,
                          rng: np.random.Generator) -> list[Node] | None:
-    """A random simple path from the same start with the same relationship types, directions and labels."""
+    """A random simple path from the same start with the same relationship types, directions and labels
+    (over the message steps; a trailing label step is not a message edge)."""
     nodes = [path.nodes[0]]
-    for rel, fwd, t in zip(path.rel_types, path.forward, path.node_types[1:], strict=True):
+    n = len(path.message_nodes) - 1
+    for rel, fwd, t in zip(path.rel_types[:n], path.forward[:n], path.node_types[1 : n + 1], strict=True):
         cands = sorted(n for (n, r, f) in wg.adj.get(nodes[-1], {}) if r == rel and f == fwd and n[0] == t
                        and n not in nodes)
         if not cands:
@@ -148,7 +170,7 @@ def degree_matched_path(wg: WeightedGraph, path: ExplanationPath, degree: dict[s
     """A random simple path of the same length whose ``i``-th node has the log2-degree bin of the path's
     ``i``-th node (the closest bin among the neighbours when none matches); any relationship, any label."""
     nodes = [path.nodes[0]]
-    for t, i in path.nodes[1:]:
+    for t, i in path.message_nodes[1:]:
         want = _bin(int(degree[t][i]))
         cands = sorted({n for (n, _, _) in wg.adj.get(nodes[-1], {}) if n not in nodes})
         if not cands:
@@ -167,20 +189,50 @@ def node_degrees(graph: HeteroData) -> dict[str, Tensor]:
     return deg
 
 
-def _hit_rate(paths: list[list[Node] | None], genes: set[int]) -> float:
+def _hit_rate(paths: list[list[Node] | None], hit: HitFn) -> float:
     ok = [p for p in paths if p is not None]
-    if not ok:
-        return float("nan")
-    return float(np.mean([any(t == "Gene" and i in genes for t, i in p[1:]) for p in ok]))
+    return float(np.mean([hit(p) for p in ok])) if ok else float("nan")
 
 
-def recovery(paths: list[ExplanationPath], wg_all: WeightedGraph, genes: set[int], degree: dict[str, Tensor],
-             rng: np.random.Generator, n_random: int = 20) -> dict[str, float]:
-    """Known-target recovery of ``paths`` and of both random baselines (``n_random`` draws per path)."""
+def hit_rates(paths: list[ExplanationPath], wg_all: WeightedGraph, hit: HitFn, degree: dict[str, Tensor],
+              rng: np.random.Generator, n_random: int = 20) -> dict[str, float]:
+    """One compound's hit rate over its ``paths``, the same for ``n_random`` random-metapath and
+    degree-matched draws per path, and the rank of the first hitting path (nan: none)."""
+    nan = float("nan")
     if not paths:
-        nan = float("nan")
-        return {"recovery": nan, "random_metapath": nan, "degree_matched": nan}
+        return {"rate": nan, "random_metapath": nan, "degree_matched": nan, "first_rank": nan}
+    hits = [path_hits(p, hit) for p in paths]
     rand = [random_metapath_path(wg_all, p, rng) for p in paths for _ in range(n_random)]
     degm = [degree_matched_path(wg_all, p, degree, rng) for p in paths for _ in range(n_random)]
-    return {"recovery": float(np.mean([path_hits(p, genes) for p in paths])),
-            "random_metapath": _hit_rate(rand, genes), "degree_matched": _hit_rate(degm, genes)}
+    first = next((p.rank for p, h in zip(paths, hits, strict=True) if h), nan)
+    return {"rate": float(np.mean(hits)), "random_metapath": _hit_rate(rand, hit),
+            "degree_matched": _hit_rate(degm, hit), "first_rank": float(first)}
+
+
+#: permutation resamples of :func:`compare_to_random` (smallest p-value about 1e-4)
+N_PERMUTATIONS = 9999
+
+
+def compare_to_random(rate: np.ndarray, random_rate: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """Explainer rate against a random baseline's over the same compounds: the mean difference, its
+    percentile bootstrap interval over compounds, and the one-sided paired permutation p-value (signs of
+    the per-compound differences flipped at random: ``scipy.stats.permutation_test``, 'samples')."""
+    from scipy.stats import permutation_test
+
+    from moakg.gnn.stats import bootstrap_ci
+
+    ok = ~(np.isnan(rate) | np.isnan(random_rate))
+    a, b = rate[ok], random_rate[ok]
+    nan = float("nan")
+    if a.size < 2:
+        return {"diff": nan, "ci_low": nan, "ci_high": nan, "p": nan, "n": int(a.size)}
+    d = a - b
+    lo, hi = bootstrap_ci(lambda rows: float(d[rows].mean()), d.size, seed=seed)
+    if np.all(d == 0):
+        p = 1.0
+    else:
+        res = permutation_test((a, b), lambda x, y, axis: np.mean(x - y, axis=axis), vectorized=True,
+                               permutation_type="samples", alternative="greater",
+                               n_resamples=N_PERMUTATIONS, random_state=seed)
+        p = float(res.pvalue)
+    return {"diff": float(d.mean()), "ci_low": lo, "ci_high": hi, "p": p, "n": int(a.size)}

@@ -112,10 +112,23 @@ class ExplanationPath:
     node_keys: list[str] = field(default_factory=list)
     rank: int = 0
     edge_refs: list[list[EdgeRef]] = field(default_factory=list, repr=False)
+    #: trailing steps read from the label input, not message edges (0 or 1: a reference compound's
+    #: HAS_MOA, the label the vote reads); they are shown and stored but not scored
+    label_steps: int = 0
 
     @property
     def length(self) -> int:
         return len(self.rel_types)
+
+    @property
+    def message_nodes(self) -> list[Node]:
+        """The nodes joined by message edges: the path without its trailing label step."""
+        return self.nodes[: len(self.nodes) - self.label_steps]
+
+    @property
+    def end(self) -> Node:
+        """The last node reached by message edges (a reference compound, a gene, ...)."""
+        return self.message_nodes[-1]
 
     @property
     def metapath(self) -> str:
@@ -145,7 +158,15 @@ class ExplanationPath:
     def as_dict(self) -> dict[str, Any]:
         return {"rank": self.rank, "score": self.score, "metapath": self.metapath,
                 "node_types": self.node_types, "node_keys": self.node_keys, "rel_types": self.rel_types,
-                "forward": self.forward, "weights": self.weights}
+                "forward": self.forward, "weights": self.weights, "label_steps": self.label_steps}
+
+    def with_label_step(self, rel: str, node: Node, key: str | None) -> ExplanationPath:
+        """This path with a trailing label step ``-[:rel]->(node)`` (weight 1, not scored)."""
+        return ExplanationPath(
+            score=self.score, node_types=[*self.node_types, node[0]], node_index=[*self.node_index, node[1]],
+            rel_types=[*self.rel_types, rel], forward=[*self.forward, True], weights=[*self.weights, 1.0],
+            node_keys=[*self.node_keys, key] if self.node_keys and key is not None else self.node_keys,
+            rank=self.rank, edge_refs=[*self.edge_refs, []], label_steps=self.label_steps + 1)
 
 
 def _make_path(nodes: tuple[Node, ...], steps: tuple[tuple[str, bool, float, list[EdgeRef]], ...],
@@ -167,12 +188,13 @@ EVIDENCE_LABELS = frozenset({"Gene", "GOTerm"})
 def top_k_paths(wg: WeightedGraph, start: Node, k: int = 5, max_length: int = 3, end: Node | None = None,
                 keys: dict[str, list[str]] | None = None,
                 max_expansions: int = 200_000,
-                end_labels: Collection[str] | None = None) -> list[ExplanationPath]:
+                end_labels: Collection[str] | None = None,
+                end_nodes: Collection[Node] = ()) -> list[ExplanationPath]:
     """The ``k`` best simple paths from ``start`` (length ``1..max_length``) by geometric-mean weight.
 
     With ``end``, only paths ending at ``end`` count (e.g. the predicted target gene); with
-    ``end_labels``, only paths ending at a node of one of those labels. Ties are broken by length, then
-    by the node sequence, so the result is deterministic.
+    ``end_labels``, only paths ending at a node of one of those labels or at one of ``end_nodes``. Ties
+    are broken by length, then by the node sequence, so the result is deterministic.
     """
     if k <= 0 or max_length <= 0 or start not in wg.adj:
         return []
@@ -184,7 +206,7 @@ def top_k_paths(wg: WeightedGraph, start: Node, k: int = 5, max_length: int = 3,
         cost, _, nodes, steps = heapq.heappop(heap)
         length = len(steps)
         if length:
-            ends_ok = end_labels is None or nodes[-1][0] in end_labels
+            ends_ok = end_labels is None or nodes[-1][0] in end_labels or nodes[-1] in end_nodes
             if (end is None or nodes[-1] == end) and ends_ok and len(found[length]) < k:
                 found[length].append(_make_path(nodes, steps, keys))
             if all(len(v) >= k for v in found.values()):
@@ -210,6 +232,17 @@ def top_k_paths(wg: WeightedGraph, start: Node, k: int = 5, max_length: int = 3,
 
 
 @dataclass
+class MoAEvidence:
+    """What an MoA prediction's paths may end at besides genes and GO terms: the reference compounds
+    whose label input carries the predicted MoA (training compounds; the vote reads their labels), and
+    the MoA node their HAS_MOA step leads to."""
+
+    moa_node: Node
+    compounds: frozenset[int]
+    moa_key: str | None = None
+
+
+@dataclass
 class PathExplanation:
     """Paths of one prediction: ``paths`` end anywhere; for targets ``to_target`` end at the gene."""
 
@@ -226,14 +259,25 @@ class PathExplanation:
 
 def explain_paths(sub: CompSubgraph, importance: dict[EdgeType, Tensor], target: tuple[str, int],
                   k: int = 5, max_length: int = 3,
-                  keys: dict[str, list[str]] | None = None) -> PathExplanation:
-    """Top-``k`` paths of an explanation on ``sub`` (see the module docstring for score and search)."""
+                  keys: dict[str, list[str]] | None = None,
+                  moa: MoAEvidence | None = None) -> PathExplanation:
+    """Top-``k`` paths of an explanation on ``sub`` (see the module docstring for score and search).
+
+    With ``moa`` (MoA predictions), a path may also end at a reference compound carrying the predicted
+    MoA, and is then shown with that compound's HAS_MOA step to the MoA (the Connectivity Map argument:
+    "a compound like this one has this MoA"). The explained compound's own labels are never a step.
+    """
     wg = build_weighted_graph(sub, importance)
     start = ("Compound", sub.global_id("Compound", sub.compound))
-    # Paths that end in evidence (a gene, a GO term) first: a path that stops at a signature or at the
-    # cell line all signatures share says little; fall back to them only when nothing else is reachable.
-    paths = top_k_paths(wg, start, k, max_length, keys=keys, end_labels=EVIDENCE_LABELS)
+    refs = {("Compound", c) for c in moa.compounds} - {start} if moa else set()
+    # Paths that end in evidence (a gene, a GO term, a reference compound with the MoA) first: a path
+    # that stops at a signature or at the cell line all signatures share says little; fall back to them
+    # only when nothing else is reachable.
+    paths = top_k_paths(wg, start, k, max_length, keys=keys, end_labels=EVIDENCE_LABELS, end_nodes=refs)
     paths = paths or top_k_paths(wg, start, k, max_length, keys=keys)
+    if moa is not None:
+        paths = [p.with_label_step("HAS_MOA", moa.moa_node, moa.moa_key) if p.end in refs else p
+                 for p in paths]
     to_target: list[ExplanationPath] = []
     if target[0] == "target":
         to_target = top_k_paths(wg, start, k, max_length, end=("Gene", int(target[1])), keys=keys)

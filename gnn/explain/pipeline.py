@@ -23,12 +23,16 @@ from moakg.gnn.explain.loading import LoadedRun
 from moakg.gnn.explain.methods import make_explainer
 from moakg.gnn.explain.metrics import (
     Fidelity,
+    compare_to_random,
+    ends_in,
+    hit_rates,
     known_target_genes,
     node_degrees,
+    passes_through,
     path_fidelity,
-    recovery,
 )
-from moakg.gnn.explain.paths import PathExplanation, build_weighted_graph, explain_paths
+from moakg.gnn.explain.paths import MoAEvidence, PathExplanation, build_weighted_graph, explain_paths
+from moakg.gnn.label_trick import LABEL_INPUT, LABEL_KNOWN
 from moakg.gnn.models import model_inputs
 from moakg.kg.connection import Neo4jConnection
 
@@ -109,6 +113,32 @@ def resolve_target(run: LoadedRun, compound: int, moa: str | None = None,
     return ("target", idx), genes[idx], float(scores[idx])
 
 
+def moa_evidence(run: LoadedRun, class_idx: int) -> MoAEvidence:
+    """The reference compounds of MoA class ``class_idx``: those whose label input carries it (training
+    compounds only, as the model reads them; never a held-out compound) and the MoA node."""
+    comp = run.graph["Compound"]
+    if LABEL_INPUT in comp and LABEL_KNOWN in comp:
+        carry = (comp[LABEL_KNOWN].view(-1) > 0) & (comp[LABEL_INPUT][:, class_idx] > 0)
+        refs = frozenset(carry.nonzero().view(-1).tolist())
+    else:  # no label trick: the model reads no labels, so no path may end in one
+        refs = frozenset()
+    node = int(run.task.class_nodes[class_idx]) if len(run.task.class_nodes) else -1
+    key = run.maps.keys["MoA"][node] if node >= 0 else None
+    return MoAEvidence(("MoA", node), refs, key)
+
+
+def moa_genes(run: LoadedRun, refs: frozenset[int]) -> set[int]:
+    """Genes targeted by reference compounds (TARGETS edges of the model's graph: in the phenotype setting
+    only training compounds keep theirs)."""
+    from moakg.kg.schema import edge_type
+
+    et = edge_type("TARGETS")
+    if et not in run.graph.edge_types or not refs:
+        return set()
+    ei = run.graph[et].edge_index
+    return set(ei[1, torch.isin(ei[0], torch.tensor(sorted(refs)))].tolist())
+
+
 def explain_prediction(run: LoadedRun, compound: str, moa: str | None = None, gene: str | None = None,
                        method: str = "gnnexplainer", k: int = 5, max_length: int = 3,
                        method_kwargs: dict[str, Any] | None = None) -> ExplainResult:
@@ -120,7 +150,8 @@ def explain_prediction(run: LoadedRun, compound: str, moa: str | None = None, ge
     kw = {**METHOD_DEFAULTS.get(method, {}), **(method_kwargs or {})}
     t0 = time.perf_counter()
     imp, sub = make_explainer(method, **kw).explain_with_subgraph(run.model, run.graph, c, target)
-    pe = explain_paths(sub, imp, target, k, max_length, run.maps.keys)
+    evidence = moa_evidence(run, target[1]) if target[0] == "moa" else None
+    pe = explain_paths(sub, imp, target, k, max_length, run.maps.keys, moa=evidence)
     fid = path_fidelity(run.model, sub, target, pe.best)
     return ExplainResult(run.run_id, method, compound, c, run.kind, key, target, prob, pe, fid, sub,
                          time.perf_counter() - t0)
@@ -141,23 +172,38 @@ def _nanmean(values: list[float]) -> float:
     return float(np.mean(v)) if v else float("nan")
 
 
+#: the path checks of :func:`evaluate_explainer`: (row prefix, hit test builder)
+CHECKS = ("recovery", "consistency")
+
+
+def with_signature(run: LoadedRun, compounds: list[int]) -> list[int]:
+    """The compounds that have an L1000 signature (all of them when the graph does not say)."""
+    has = run.graph["Compound"].get("has_signature")
+    return compounds if has is None else [c for c in compounds if bool(has[c])]
+
+
 def evaluate_explainer(run: LoadedRun, method: str = "gnnexplainer", k: int = 5, max_length: int = 3,
                        compounds: list[int] | None = None, seed: int = 0, n_random: int = 20,
-                       method_kwargs: dict[str, Any] | None = None,
+                       method_kwargs: dict[str, Any] | None = None, progress: bool = False,
                        ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Fidelity, characterization, sparsity and known-target recovery (with both random baselines) of
-    ``method``'s top-``k`` paths for the top prediction of every test compound (or ``compounds``).
+    """Signed fidelity, characterization, sparsity, known-target recovery and (MoA) MoA consistency of
+    ``method``'s top-``k`` paths for the top prediction of every held-out compound with a signature (or
+    of ``compounds``), each path check against random-metapath and degree-matched random paths.
 
-    Compounds whose computation subgraph has no edge (no signature, targets hidden) have nothing to
-    explain and are counted in ``n_no_edges`` instead. Returns per-compound rows and the mean summary.
+    Compounds whose computation subgraph has no edge have nothing to explain and are counted in
+    ``n_no_edges``. Returns per-compound rows and the summary: means, and per check the explainer's rate
+    with its bootstrap interval and, per random baseline, the paired difference, interval and
+    permutation p-value (:func:`~moakg.gnn.explain.metrics.compare_to_random`).
     """
+    from tqdm.auto import tqdm
+
     rng = np.random.default_rng(seed)
     degree = node_degrees(run.graph)
-    idx = run.task.split.test.tolist() if compounds is None else list(compounds)
+    idx = with_signature(run, run.task.split.test.tolist()) if compounds is None else list(compounds)
     keys = run.maps.keys["Compound"]
     rows, skipped = [], 0
     depth = model_depth(run.model)
-    for c in idx:
+    for c in tqdm(idx, desc=f"explain {method}", unit="compound", disable=not progress):
         # Cheap pre-check (MoA): nothing reaches the compound, so there is nothing to explain. Target
         # subgraphs also hold the predicted gene's neighbourhood, known only after the prediction.
         if run.kind == "moa" and not computation_subgraph(run.graph, c, depth).edge_types:
@@ -168,17 +214,43 @@ def evaluate_explainer(run: LoadedRun, method: str = "gnnexplainer", k: int = 5,
         if not res.sub.edge_types:
             skipped += 1
             continue
+        wg = build_weighted_graph(res.sub)
         genes = known_target_genes(run.data, c)
-        rec = recovery(res.paths.best, build_weighted_graph(res.sub), genes, degree, rng, n_random)
-        rows.append({"compound": keys[c], "prediction": res.prediction, "n_paths": len(res.paths.best),
-                     **res.fidelity.as_dict(), **rec, "has_targets": bool(genes),
-                     "seconds": round(res.seconds, 3)})
-    metrics = ("fidelity_plus", "fidelity_minus", "characterization", "sparsity")
-    rec_keys = ("recovery", "random_metapath", "degree_matched")
-    with_t = [r for r in rows if r["has_targets"]]
-    summary: dict[str, Any] = {"method": method, "n_explained": len(rows), "n_no_edges": skipped,
-                               "n_with_known_targets": len(with_t)}
-    summary.update({m: _nanmean([r[m] for r in rows]) for m in metrics})
-    # Recovery is only defined where the compound has known targets in the graph.
-    summary.update({m: _nanmean([r[m] for r in with_t]) for m in rec_keys})
-    return rows, summary
+        row: dict[str, Any] = {"compound": keys[c], "prediction": res.prediction,
+                               "n_paths": len(res.paths.best), **res.fidelity.as_dict(),
+                               "has_targets": bool(genes), "seconds": round(res.seconds, 3)}
+        checks = {"recovery": passes_through(genes) if genes else None}
+        if run.kind == "moa":
+            refs = moa_evidence(run, res.target[1]).compounds
+            checks["consistency"] = ends_in(set(refs), moa_genes(run, refs))
+        for name, hit in checks.items():
+            if hit is not None:
+                rates = hit_rates(res.paths.best, wg, hit, degree, rng, n_random)
+                row.update({f"{name}_{key}": v for key, v in rates.items()})
+        rows.append(row)
+    return rows, summarize(method, rows, skipped, seed)
+
+
+def summarize(method: str, rows: list[dict[str, Any]], skipped: int, seed: int = 0) -> dict[str, Any]:
+    """The summary row of :func:`evaluate_explainer`'s per-compound ``rows``."""
+    from moakg.gnn.stats import bootstrap_ci
+
+    summary: dict[str, Any] = {"method": method, "n_explained": len(rows), "n_no_edges": skipped}
+    for m in ("fidelity_plus", "fidelity_minus", "characterization", "sparsity"):
+        summary[m] = _nanmean([r[m] for r in rows])
+    for name in CHECKS:
+        have = [r for r in rows if f"{name}_rate" in r and not math.isnan(r[f"{name}_rate"])]
+        summary[f"{name}_n"] = len(have)
+        if not have:
+            continue
+        rate = np.array([r[f"{name}_rate"] for r in have])
+        summary[name] = float(rate.mean())
+        summary[f"{name}_ci"] = bootstrap_ci(lambda rows, rate=rate: float(rate[rows].mean()), rate.size,
+                                             seed=seed)
+        summary[f"{name}_first_rank"] = _nanmean([r[f"{name}_first_rank"] for r in have])
+        for base in ("random_metapath", "degree_matched"):
+            other = np.array([r[f"{name}_{base}"] for r in have])
+            summary[f"{name}_{base}"] = float(np.nanmean(other)) if np.isfinite(other).any() else float("nan")
+            cmp = compare_to_random(rate, other, seed)
+            summary[f"{name}_{base}_p"] = cmp["p"]
+    return summary
