@@ -513,7 +513,9 @@ def run_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, hidden: int =
     ``fp_sig_mlp`` on the GNN's own compound input (fingerprint, scaled signature, a has-signature
     column; every compound), ``sig_logreg``, ``sig_mlp``,
     ``shuffled_sig_mlp`` (rows without a signature get the prior); in ``'known_targets'`` only:
-    ``target_jaccard_knn`` and (MoA) ``target_logreg`` (:func:`target_baselines`). Signature tasks:
+    ``target_jaccard_knn`` and (MoA) ``target_logreg`` (:func:`target_baselines`); MoA tasks also
+    ``metapath_logreg``, the interpretable-by-design Rephetio baseline
+    (:mod:`moakg.gnn.explain.metapath_model`). Signature tasks:
     ``frequency_prior``, ``sig_logreg``, ``sig_mlp``, ``shuffled_sig_mlp`` on the signature profiles.
     """
     v = label_view(task)
@@ -574,6 +576,11 @@ def run_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, hidden: int =
                 note = f"{n_prior} test rows without a signature use the prior"
             add(name, scores, rows, note)
     out.extend(target_baselines(task, seed, epochs, device, ks, shrinks, lr))
+    if isinstance(task, MoATask):
+        # imported here: the metapath model builds on this module's BaselineResult
+        from moakg.gnn.explain.metapath_model import metapath_baseline
+
+        out.append(metapath_baseline(task, seed)[0])
     return out
 
 

@@ -11,6 +11,8 @@ import typer
 from moakg.errors import UserError
 
 METHOD_HELP = "gnnexplainer | ig | saliency"
+EVALUATE_HELP = ("gnnexplainer | ig | saliency | metapath (the Rephetio-style metapath logistic regression "
+                 "fitted on the run's split, explaining its own predictions); repeat for several")
 
 
 def plot_paths(res: object, path: Path) -> Path:
@@ -123,7 +125,7 @@ def add_cli(app: typer.Typer) -> None:
     @explain_app.command("evaluate")
     def evaluate_cmd(
         run: Annotated[str, typer.Option("--run", help="ModelRun.id.")],
-        method: Annotated[list[str] | None, typer.Option("--method", help=METHOD_HELP)] = None,
+        method: Annotated[list[str] | None, typer.Option("--method", help=EVALUATE_HELP)] = None,
         top_k: Annotated[int, typer.Option("--top-k", help="Paths per compound.")] = 5,
         max_length: Annotated[int, typer.Option("--max-length")] = 3,
         epochs: Annotated[int | None, typer.Option(help="GNNExplainer epochs (default 100).")] = None,
@@ -136,7 +138,7 @@ def add_cli(app: typer.Typer) -> None:
         of every held-out compound with a signature."""
         from moakg.console import connect, fail, print_table
         from moakg.gnn.explain.loading import load_run
-        from moakg.gnn.explain.pipeline import evaluate_explainer
+        from moakg.gnn.explain.pipeline import METAPATH_METHOD, evaluate_explainer, evaluate_metapath_model
 
         methods = method or ["gnnexplainer"]
         table = []
@@ -151,9 +153,12 @@ def add_cli(app: typer.Typer) -> None:
         compounds = test[:limit] if limit else test
         for m in methods:
             try:
-                rows, summary = evaluate_explainer(loaded, m, top_k, max_length, compounds,
-                                                   method_kwargs=_method_kwargs(m, epochs, steps),
-                                                   progress=True)
+                if m == METAPATH_METHOD:
+                    rows, summary = evaluate_metapath_model(loaded, top_k, compounds, progress=True)
+                else:
+                    rows, summary = evaluate_explainer(loaded, m, top_k, max_length, compounds,
+                                                       method_kwargs=_method_kwargs(m, epochs, steps),
+                                                       progress=True)
             except UserError as exc:
                 raise fail(str(exc)) from None
             if per_compound:

@@ -213,14 +213,14 @@ class MetapathInstance:
     weights: list[float]
 
     def to_explanation_path(self, keys: dict[str, list[str]] | None = None, rank: int = 0) -> ExplanationPath:
-        """As an :class:`ExplanationPath`, ``score`` = the PDP; the trailing HAS_MOA step is marked as a
-        label step where ExplanationPath has ``label_steps`` (it keeps its degree factor as weight)."""
+        """As an :class:`ExplanationPath`, ``score`` = the PDP; the trailing HAS_MOA step is its label step
+        (it keeps its degree factor as weight)."""
         nodes = zip(self.node_types, self.node_index, strict=True)
-        extra = {"label_steps": 1} if "label_steps" in ExplanationPath.__dataclass_fields__ else {}
         return ExplanationPath(score=self.weight, node_types=list(self.node_types),
                                node_index=list(self.node_index), rel_types=list(self.rel_types),
                                forward=list(self.forward), weights=list(self.weights),
-                               node_keys=[keys[t][i] for t, i in nodes] if keys else [], rank=rank, **extra)
+                               node_keys=[keys[t][i] for t, i in nodes] if keys else [], rank=rank,
+                               label_steps=1)
 
 
 class MetapathModel:
