@@ -242,6 +242,35 @@ def _parse_param(raw: str, query: NamedQuery) -> tuple[str, object]:
         raise fail(f"--param {key} expects {param.type}, got {value!r}") from None
 
 
+@query_app.command("favorites")
+def query_favorites(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Zip to write.")] = Path("moakg-favorites.zip"),
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="key=value written into every favourite that has that "
+                     "parameter (e.g. run=RUN); the others keep their defaults."),
+    ] = None,
+    name: Annotated[list[str] | None, typer.Option("--query", help="Queries to include (default: the "
+                                                   "explanation queries).")] = None,
+) -> None:
+    """Write Neo4j Browser favourites (a zip of .cypher scripts) of the explanation queries: import it in
+    the Browser's favourites drawer (star icon, "Import"), then click a favourite to run it."""
+    from moakg.kg.browser_favorites import EXPLANATION_QUERIES, write_favorites
+    from moakg.kg.queries import load_query
+
+    names = list(name or EXPLANATION_QUERIES)
+    values: dict[str, object] = {}
+    for raw in param or []:
+        key = raw.split("=", 1)[0]
+        q = next((load_query(n) for n in names if key in {p.name for p in load_query(n).params}), None)
+        if q is None:
+            raise fail(f"--param {key}: none of {', '.join(names)} has that parameter")
+        values.update([_parse_param(raw, q)])
+    path = write_favorites(out, names, values)
+    typer.echo(f"{len(names)} favourites -> {path}; in the Browser: favourites drawer (star) -> Import -> "
+               "choose the zip")
+
+
 @query_app.command("run")
 def query_run(
     name: Annotated[str, typer.Argument(help="Query name, see `moakg query list`.")],

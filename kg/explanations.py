@@ -124,15 +124,9 @@ def explanation_counts(conn: Neo4jConnection) -> dict[str, int]:
 def browser_query(run: str = "", compound: str = "", top: int = 5) -> str:
     """``queries/explanation_paths.cypher`` with its parameters written in, comments stripped, ready to be
     typed into the Neo4j Browser (which then draws the ``path`` column); ``''`` means every run/compound."""
-    import json
+    from moakg.kg.browser_favorites import inline_query
 
-    from moakg.kg.queries import load_query
-
-    text = "\n".join(line for line in load_query("explanation_paths").text.splitlines()
-                     if not line.lstrip().startswith("//"))
-    # json.dumps quotes and escapes like a Cypher double-quoted string literal
-    return (text.replace("$run", json.dumps(run)).replace("$compound", json.dumps(compound))
-            .replace("$top", str(int(top))))
+    return inline_query("explanation_paths", {"run": run, "compound": compound, "top": int(top)})
 
 
 #: every stored explanation path (top 5 per explanation), for the Browser screenshot test

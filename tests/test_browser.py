@@ -56,3 +56,29 @@ def test_browser_draws_stored_explanation_paths(
         assert png.stat().st_size > 20_000  # a real rendered page, not a blank one
     finally:
         delete_explanations(demo_conn, RUN)
+
+
+def test_browser_draws_a_path_that_leaves_the_compounds_signature(
+    neo4j_server: LocalNeo4j, demo_conn: Neo4jConnection, tmp_path: Path
+) -> None:
+    # The mechanism path an MoA explanation now ends with: the compound's structural analogue, and the
+    # analogue's MoA (the label the model's vote read), drawn from the stored steps over real relationships.
+    [row] = demo_conn.query(
+        "MATCH (c:Compound {name: 'Vemurafenib'})-[s:SIMILAR_STRUCTURE]-(r:Compound)-[:HAS_MOA]->(m:MoA) "
+        "WITH c, r, m, s ORDER BY r.id, m.name LIMIT 1 "
+        "RETURN c.id AS c, r.id AS r, m.name AS m, startNode(s) = c AS fwd")
+    paths = [{"rank": 1, "score": 0.9, "metapath": "Compound-SIMILAR_STRUCTURE-Compound-HAS_MOA-MoA",
+              "node_types": ["Compound", "Compound", "MoA"], "node_keys": [row["c"], row["r"], row["m"]],
+              "rel_types": ["SIMILAR_STRUCTURE", "HAS_MOA"], "forward": [row["fwd"], True],
+              "weights": [0.9, 1.0], "label_steps": 1}]
+    write_explanation(demo_conn, RUN, row["c"], "moa", row["m"], "test", {"score": 0.9}, paths)
+    try:
+        http = f"http://127.0.0.1:{neo4j_server.http_port}"
+        png = tmp_path / "analogue_path.png"
+        shown = browser_graph_screenshot(
+            http, neo4j_server.bolt_port, neo4j_server.password(), browser_query(RUN, row["c"], 1), png
+        )
+        assert re.search(r"Displaying 3 nodes, 2 relationships", shown), shown
+        assert png.stat().st_size > 20_000
+    finally:
+        delete_explanations(demo_conn, RUN)
