@@ -13,14 +13,15 @@ import typer
 from moakg.console import connect, fail, print_table
 from moakg.errors import UserError
 from moakg.gnn.explain.loading import LoadedRun
+from moakg.gnn.explain.pipeline import ExplainResult
 
 DEMO_CONFIG = Path(__file__).resolve().parent / "demo" / "sources.toml"
 
 
-def pick_compound(run: LoadedRun) -> str:
-    """A held-out test compound worth explaining: one with signatures (so paths can run through the
-    genes it moves) whose top prediction is right, the most confident one short of a saturated
-    probability (where removing edges cannot move the prediction, so fidelity says nothing)."""
+def candidate_compounds(run: LoadedRun) -> list[int]:
+    """Held-out test compounds worth explaining, best first: those with signatures (so paths can run
+    through the genes they move) whose top prediction is right, the most confident first short of a
+    saturated probability (where removing edges cannot move the prediction, so fidelity says nothing)."""
     from moakg.gnn.explain.pipeline import resolve_target
 
     test = [int(i) for i in run.task.split.test]
@@ -31,8 +32,24 @@ def pick_compound(run: LoadedRun) -> str:
         (_, cls), _, prob = resolve_target(run, i)
         right = bool(run.task.y[i, cls] > 0)
         scored.append((right, prob < 0.99, prob, -i))
-    best = -max(scored)[3]
-    return run.maps.keys["Compound"][best]
+    return [-key[3] for key in sorted(scored, reverse=True)]
+
+
+def explain_one(run: LoadedRun, method: str, top_k: int, tries: int = 20) -> ExplainResult:
+    """Explain the first candidate (:func:`candidate_compounds`) whose top path leaves the compound's own
+    signature (to an analogue, a gene it mimics or opposes, ...): a path "compound -> its signature ->
+    a gene" only restates the input. Falls back to the best candidate after ``tries``."""
+    from moakg.gnn.explain.pipeline import explain_prediction
+
+    first = None
+    for c in candidate_compounds(run)[:tries]:
+        res = explain_prediction(run, run.maps.keys["Compound"][c], method=method, k=top_k)
+        first = first or res
+        if res.paths.best and res.paths.best[0].rel_types[0] != "HAS_SIGNATURE":
+            return res
+    if first is None:
+        raise UserError(f"run {run.run_id} has no held-out compound to explain")
+    return first
 
 
 def add_cli(app: typer.Typer) -> None:
@@ -45,7 +62,7 @@ def add_cli(app: typer.Typer) -> None:
         split: Annotated[str, typer.Option(help="random or scaffold (test scaffolds unseen).")] = "scaffold",
         seeds: Annotated[int, typer.Option(help="Number of seeds (0..n-1).")] = 1,
         epochs: Annotated[int, typer.Option(help="Maximum training epochs (early stopping on val).")] = 100,
-        method: Annotated[str, typer.Option(help="Explainer: gnnexplainer, ig, saliency.")] = "gnnexplainer",
+        method: Annotated[str, typer.Option(help="Explainer: saliency, ig, gnnexplainer.")] = "saliency",
         top_k: Annotated[int, typer.Option(help="Paths to keep for the explanation.")] = 5,
     ) -> None:
         """Ingest, derive similarity, train (MoA, GNN vs baselines, both settings), explain one test
@@ -56,10 +73,11 @@ def add_cli(app: typer.Typer) -> None:
         from moakg.derive.run import derive_similarity
         from moakg.gnn.config import TrainConfig
         from moakg.gnn.explain.loading import load_run
-        from moakg.gnn.explain.pipeline import explain_prediction, write_result
+        from moakg.gnn.explain.pipeline import write_result
         from moakg.gnn.run import run_experiment
         from moakg.ingest.commands import adapters_from_config
         from moakg.ingest.runner import report_rows, run_adapters
+        from moakg.kg.explanations import browser_query
         from moakg.kg.local_server import moakg_home
         from moakg.kg.lookups import compound_name
         from moakg.kg.queries import load_query
@@ -89,8 +107,8 @@ def add_cli(app: typer.Typer) -> None:
 
                 typer.echo(f"\n== 4/4 explain a held-out prediction of run {run_id} ({method})")
                 run = load_run(conn, run_id)
-                compound = pick_compound(run)
-                res = explain_prediction(run, compound, method=method, k=top_k)
+                res = explain_one(run, method, top_k)
+                compound = res.compound
                 explanation_id = write_result(conn, res)
             except UserError as exc:
                 raise fail(str(exc)) from None
@@ -112,8 +130,8 @@ def add_cli(app: typer.Typer) -> None:
         typer.echo(f"  moakg query run top_predictions -p run={run_id}")
         typer.echo(f"  moakg query run compound_profile -p compound={compound} -p top=10")
         typer.echo(f"  moakg explain evaluate --run {run_id}")
-        typer.echo("  Neo4j Browser (moakg neo4j status prints its address), after")
-        typer.echo(f"    :param run => '{run_id}'")
-        typer.echo(f"    :param compound => '{compound}'")
-        typer.echo(f"    :param top => {top_k}")
-        typer.echo("  paste queries/explanation_paths.cypher to see the paths drawn on the graph.")
+        typer.echo("  Neo4j Browser (moakg neo4j status prints its address; user neo4j, password in "
+                   "~/.moakg/neo4j/password): paste this to see the paths drawn on the graph")
+        typer.echo("    " + " ".join(browser_query(run_id, compound, top_k).split()))
+        typer.echo("  or import the explanation queries as Browser favourites: "
+                   f"moakg query favorites -p run={run_id}")

@@ -10,7 +10,7 @@ import typer
 
 from moakg.errors import UserError
 
-METHOD_HELP = "gnnexplainer | ig | saliency"
+METHOD_HELP = ("saliency (default: finds planted mechanism paths, fast) | ig | gnnexplainer")
 EVALUATE_HELP = ("gnnexplainer | ig | saliency | metapath (the Rephetio-style metapath logistic regression "
                  "fitted on the run's split, explaining its own predictions); repeat for several")
 
@@ -70,7 +70,7 @@ def add_cli(app: typer.Typer) -> None:
         compound: Annotated[str | None, typer.Option("--compound", help="Compound.id to explain.")] = None,
         moa: Annotated[str | None, typer.Option("--moa", help="MoA to explain (default: top one).")] = None,
         target: Annotated[str | None, typer.Option("--target", help="Gene symbol (default: top).")] = None,
-        method: Annotated[str, typer.Option(help=METHOD_HELP)] = "gnnexplainer",
+        method: Annotated[str, typer.Option(help=METHOD_HELP)] = "saliency",
         top_k: Annotated[int, typer.Option("--top-k", help="Paths to keep.")] = 5,
         max_length: Annotated[int, typer.Option("--max-length", help="Longest path (relationships).")] = 3,
         epochs: Annotated[int | None, typer.Option(help="GNNExplainer epochs (default 100).")] = None,
@@ -140,7 +140,7 @@ def add_cli(app: typer.Typer) -> None:
         from moakg.gnn.explain.loading import load_run
         from moakg.gnn.explain.pipeline import METAPATH_METHOD, evaluate_explainer, evaluate_metapath_model
 
-        methods = method or ["gnnexplainer"]
+        methods = method or ["saliency"]
         table = []
         with connect() as conn:
             try:
