@@ -333,6 +333,9 @@ class CompoundPrediction:
     has_signature: bool
     flag: str
     top: list[tuple[str, float]]
+    #: the top prediction's explanation paths (``ExplanationPath.pretty()``), best first; none when the
+    #: compound is flagged (its own labels are hidden only in the scores) or nothing reaches it
+    paths: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -373,9 +376,12 @@ def check_data_version(conn: Neo4jConnection, run_id: str, rec: dict[str, Any]) 
 def predict_new_compounds(
     conn: Neo4jConnection, run_id: str, compounds: Path | str, signatures: Path | str | None = None,
     top_k: int = 5, device: str = "cpu", progress: bool = False, sig_info: Path | str | None = None,
+    paths: int = 3,
 ) -> PredictResult:
     """Add the compounds of ``compounds`` (and their ``signatures``) to the graph, score them with run
-    ``run_id`` and write the top ``top_k`` predictions; see the module doc. Raises
+    ``run_id`` and write the top ``top_k`` predictions; see the module doc. The top prediction of each new
+    (unflagged) compound is explained by its best ``paths`` paths (saliency, the default explainer of
+    :mod:`moakg.gnn.explain`; 0: none). Raises
     :class:`~moakg.errors.UserError` before writing anything when an input or the run does not fit."""
     from moakg.gnn.explain.loading import load_run, run_config, run_record
 
@@ -426,7 +432,9 @@ def predict_new_compounds(
         pairs = [(labels[j], float(v))
                  for v, j in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
         has_sig = c.ref in with_sig or bool(known.get(cid, {}).get("has_signature"))
-        result.predictions.append(CompoundPrediction(c.ref, cid, c.name, has_sig, _flag(cid, known), pairs))
+        flag = _flag(cid, known)
+        shown = _top_paths(run, cid, pairs[0][0], paths) if paths and not flag else []
+        result.predictions.append(CompoundPrediction(c.ref, cid, c.name, has_sig, flag, pairs, shown))
         out_rows += [{"start": cid, "end": lab, "score": v, "rank": r, "origin": result.ingest_run}
                      for r, (lab, v) in enumerate(pairs, start=1)]
     from moakg.kg.writeback import write_predictions
@@ -434,6 +442,15 @@ def predict_new_compounds(
     rel = "PREDICTED_MOA" if run.kind == "moa" else "PREDICTED_TARGET"
     result.written = write_predictions(conn, run_id, rel, out_rows, origin=result.ingest_run)["written"]
     return result
+
+
+def _top_paths(run: Any, cid: str, label: str, k: int) -> list[str]:
+    """The best ``k`` explanation paths of ``cid``'s prediction ``label`` (MoA name or gene symbol)."""
+    from moakg.gnn.explain.pipeline import explain_prediction
+
+    which = {"moa": label} if run.kind == "moa" else {"gene": label}
+    res = explain_prediction(run, cid, method="saliency", k=k, **which)
+    return [p.pretty() for p in res.paths.best]
 
 
 def _flag(cid: str, known: dict[str, dict[str, Any]]) -> str:

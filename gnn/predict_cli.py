@@ -44,6 +44,8 @@ def add_cli(app: typer.Typer) -> None:
             "averaged per compound.")] = None,
         top_k: Annotated[int, typer.Option("--top-k", help="Predictions per compound.")] = 5,
         device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+        paths: Annotated[int, typer.Option("--paths", help="Explanation paths printed for each new "
+                                           "compound's top prediction (saliency; 0: none).")] = 3,
     ) -> None:
         from moakg.console import connect, fail, print_table
         from moakg.gnn.predict import predict_new_compounds
@@ -56,10 +58,15 @@ def add_cli(app: typer.Typer) -> None:
         with connect() as conn:
             try:
                 res = predict_new_compounds(conn, run, compounds, signatures, top_k=top_k, device=device,
-                                            progress=True, sig_info=sig_info)
+                                            progress=True, sig_info=sig_info, paths=paths)
             except UserError as exc:
                 raise fail(str(exc)) from None
         print_table(res.rows())
+        for p in res.predictions:
+            if p.paths:
+                typer.echo(f"\n{p.ref} -> {p.top[0][0]}: top paths (saliency)")
+                for i, line in enumerate(p.paths, start=1):
+                    typer.echo(f"  {i}. {line}")
         n_flag = sum(1 for p in res.predictions if p.flag)
         typer.echo(f"{len(res.predictions)} compound(s) scored by run {run} ({n_flag} already in the graph, "
                    f"flagged); {res.written} predictions written with origin {res.ingest_run}. Read them: "

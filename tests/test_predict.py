@@ -82,6 +82,8 @@ def test_predict_adds_scores_and_writes_removed_compounds(removed: dict) -> None
     for p in res.predictions:
         scores = [s for _, s in p.top]
         assert len(scores) == 5 and scores == sorted(scores, reverse=True) and 0 < scores[-1] <= scores[0] < 1
+        # the top prediction comes with its explanation paths, each from the new compound
+        assert 1 <= len(p.paths) <= 3 and all(x.startswith(f"(Compound {p.compound})") for x in p.paths)
     # back in the graph, with what the model reads: structure, signature, genes, similarity edges
     back = conn.query(
         "UNWIND $ids AS k MATCH (c:Compound {id: k})-[:HAS_SIGNATURE]->(s:Signature) "
@@ -189,7 +191,9 @@ def test_predict_cli_prints_top_moas(removed: dict, cli_env: object) -> None:
                                    str(removed["compounds"]), "--signatures", str(removed["signatures"]),
                                    "--top-k", "2"])
     assert out.exit_code == 0, out.output
-    assert out.output.count("new0") == 2 and "predictions written" in out.output
+    rows = [ln for ln in out.output.splitlines() if ln.startswith("new0 ")]
+    assert len(rows) == 2 and "predictions written" in out.output
+    assert "new0 -> " in out.output and "top paths (saliency)" in out.output
     bad = CliRunner().invoke(app, ["predict", "--run", "nope", "--compounds", str(removed["compounds"])])
     assert bad.exit_code == 1 and "no ModelRun 'nope'" in bad.output
     assert Path(removed["compounds"]).exists()
