@@ -191,7 +191,7 @@ def test_predict_cli_prints_top_moas(removed: dict, cli_env: object) -> None:
                                    str(removed["compounds"]), "--signatures", str(removed["signatures"]),
                                    "--top-k", "2"])
     assert out.exit_code == 0, out.output
-    rows = [ln for ln in out.output.splitlines() if ln.startswith("new0 ")]
+    rows = [ln for ln in out.output.splitlines() if ln.startswith("new0 ") and " -> " not in ln]
     assert len(rows) == 2 and "predictions written" in out.output
     assert "new0 -> " in out.output and "top paths (saliency)" in out.output
     bad = CliRunner().invoke(app, ["predict", "--run", "nope", "--compounds", str(removed["compounds"])])
