@@ -18,7 +18,9 @@ from moakg.gnn.explain.metapath_model import (
     NAME,
     PRIOR,
     MetapathModel,
+    Step,
     metapath_baseline,
+    stored_adjacency,
 )
 from moakg.gnn.metrics import moa_metrics
 from moakg.gnn.splits import Split
@@ -244,3 +246,14 @@ def test_explanation_paths_are_edges_of_the_graph() -> None:
     assert n_paths > 100 and seen == set(model.names)  # every kept metapath has instances here
     best = model.explain(int(task.split.test[0]), int(task.y[task.split.test[0]].argmax()), k=3)
     assert best and best[0].metapath == STRUCT
+
+
+def test_an_empty_signed_edge_type_is_no_error() -> None:
+    # a graph whose SIMILAR_SIGNATURE edge type exists but holds no edge (a split can leave it so)
+    g = HeteroData()
+    g["Compound"].num_nodes = 3
+    et = ("Compound", "SIMILAR_SIGNATURE", "Compound")
+    g[et].edge_index = torch.zeros(2, 0, dtype=torch.long)
+    g[et].edge_attr = torch.zeros(0, 1)
+    a = stored_adjacency(g, Step("SIMILAR_SIGNATURE", None, sign=1))
+    assert a is not None and a.shape == (3, 3) and a.nnz == 0

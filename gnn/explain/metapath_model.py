@@ -142,7 +142,7 @@ def stored_adjacency(graph: HeteroData, step: Step) -> sp.csr_matrix | None:
     src, dst = (ei[0], ei[1]) if et == fwd else (ei[1], ei[0])
     keep = np.ones(ei.shape[1], dtype=bool)
     attr = graph[et].get("edge_attr")
-    if step.sign and attr is not None:
+    if step.sign and attr is not None and ei.shape[1]:  # (an empty edge type has nothing to keep)
         keep = np.sign(attr.reshape(ei.shape[1], -1)[:, 0].cpu().numpy()) == step.sign
     shape = (graph[fwd[0]].num_nodes, graph[fwd[2]].num_nodes)
     a = sp.csr_matrix((np.ones(int(keep.sum())), (src[keep], dst[keep])), shape=shape)
