@@ -126,18 +126,26 @@ class SaliencyMethod(EdgeExplainer):
     name = "saliency"
 
     def explain_sub(self, model: nn.Module, sub: CompSubgraph, target: Target) -> dict[EdgeType, Tensor]:
-        wrapped = ExplainedModel(model, sub, target)
-        x, ei = explained_inputs(sub, model_device(model))
-        masks = {et: torch.ones(e.size(1), device=e.device, requires_grad=True) for et, e in ei.items()}
+        _, grads = mask_gradients(model, sub, target)
+        return {et: (torch.zeros(sub.graph[et].edge_index.size(1)) if g is None else g)
+                for et, g in grads.items()}
+
+
+def mask_gradients(model: nn.Module, sub: CompSubgraph, target: Target
+                   ) -> tuple[Tensor, dict[EdgeType, Tensor | None]]:
+    """``(logit, {edge type: d logit / d mask})`` at the all-ones edge mask (the trained model), through
+    PyG's ``set_hetero_masks``: the gradient is None for an edge type no layer reads."""
+    wrapped = ExplainedModel(model, sub, target)
+    x, ei = explained_inputs(sub, model_device(model))
+    masks = {et: torch.ones(e.size(1), device=e.device, requires_grad=True) for et, e in ei.items()}
+    _reset_masks(wrapped)
+    set_hetero_masks(wrapped, masks, ei, apply_sigmoid=False)
+    try:
+        out = wrapped(x, ei)[sub.compound, 0]
+        grads = torch.autograd.grad(out, list(masks.values()), allow_unused=True)
+    finally:
         _reset_masks(wrapped)
-        set_hetero_masks(wrapped, masks, ei, apply_sigmoid=False)
-        try:
-            out = wrapped(x, ei)[sub.compound, 0]
-            grads = torch.autograd.grad(out, list(masks.values()), allow_unused=True)
-        finally:
-            _reset_masks(wrapped)
-        return {et: (torch.zeros_like(m) if g is None else g) for (et, m), g in zip(masks.items(), grads,
-                                                                                     strict=True)}
+    return out.detach(), dict(zip(masks, grads, strict=True))
 
 
 METHODS: dict[str, type[EdgeExplainer]] = {
