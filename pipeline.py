@@ -58,7 +58,7 @@ def add_cli(app: typer.Typer) -> None:
     @app.command("pipeline")
     def pipeline(
         config: Annotated[Path, typer.Option("--config", "-c", help="sources.toml to ingest.")] = DEMO_CONFIG,
-        model: Annotated[str, typer.Option(help="GNN kind: sage (explainable), rgcn or hgt.")] = "sage",
+        model: Annotated[str, typer.Option(help="GNN kind: sage, rgcn or hgt (all explainable).")] = "sage",
         split: Annotated[str, typer.Option(help="random or scaffold (test scaffolds unseen).")] = "scaffold",
         seeds: Annotated[int, typer.Option(help="Number of seeds (0..n-1).")] = 1,
         epochs: Annotated[int, typer.Option(help="Maximum training epochs (early stopping on val).")] = 100,
