@@ -77,7 +77,7 @@ def add_cli(app: typer.Typer) -> None:
         from moakg.gnn.run import run_experiment
         from moakg.ingest.commands import adapters_from_config
         from moakg.ingest.runner import report_rows, run_adapters
-        from moakg.kg.explanations import browser_query
+        from moakg.kg.explanations import path_query
         from moakg.kg.local_server import moakg_home
         from moakg.kg.lookups import compound_name
         from moakg.kg.queries import load_query
@@ -131,7 +131,7 @@ def add_cli(app: typer.Typer) -> None:
         typer.echo(f"  moakg query run compound_profile -p compound={compound} -p top=10")
         typer.echo(f"  moakg explain evaluate --run {run_id}")
         typer.echo("  Neo4j Browser (moakg neo4j status prints its address; user neo4j, password in "
-                   "~/.moakg/neo4j/password): paste this to see the paths drawn on the graph")
-        typer.echo("    " + " ".join(browser_query(run_id, compound, top_k).split()))
+                   "~/.moakg/neo4j/password): paste this to see the top path drawn on the graph")
+        typer.echo("    " + path_query(res.paths.best[0].as_dict()))
         typer.echo("  or import the explanation queries as Browser favourites: "
                    f"moakg query favorites -p run={run_id}")

@@ -53,6 +53,9 @@ KNN_DEFAULT: tuple[int, float] = (5, 0.0)
 _W_FLOOR = 1e-6
 TARGET_BASELINES = ("target_jaccard_knn", "target_logreg")
 """The MoA baselines that read held-out compounds' targets (known_targets setting only)."""
+SETTING_BASELINES = (*TARGET_BASELINES, "metapath_logreg")
+"""The MoA baselines whose input depends on the setting (:func:`setting_baselines`): the rest read the
+same features, labels and split in both settings."""
 
 
 @dataclass
@@ -575,7 +578,16 @@ def run_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, hidden: int =
                 scores, rows = full, v.test
                 note = f"{n_prior} test rows without a signature use the prior"
             add(name, scores, rows, note)
-    out.extend(target_baselines(task, seed, epochs, device, ks, shrinks, lr))
+    out.extend(setting_baselines(task, seed, epochs, device, ks, shrinks, lr))
+    return out
+
+
+def setting_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, device: str | torch.device = "cpu",
+                      ks: Sequence[int] = KNN_KS, shrinks: Sequence[float] = KNN_SHRINKS,
+                      lr: float = 1e-3) -> list[BaselineResult]:
+    """The baselines whose input depends on the setting: :func:`target_baselines` and, for MoA tasks,
+    ``metapath_logreg`` (its metapaths through TARGETS exist only in ``'known_targets'``)."""
+    out = target_baselines(task, seed, epochs, device, ks, shrinks, lr)
     if isinstance(task, MoATask):
         # imported here: the metapath model builds on this module's BaselineResult
         from moakg.gnn.explain.metapath_model import metapath_baseline

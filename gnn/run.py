@@ -158,17 +158,17 @@ def run_experiment(
 
 def _baselines(task: Any, cfg: TrainConfig, seed: int, reusable: dict[int, tuple[Any, list[Any]]]) -> list:
     """Every baseline of ``task``. An MoA task's baselines read features, labels and the split, never the
-    held-out compounds' TARGETS edges, save the target-aware ones: when this seed's other setting had
-    the same split and labels, its results are reused and only :func:`target_baselines` run (halves the
-    baseline time of ``--setting both``)."""
-    from moakg.gnn.baselines import TARGET_BASELINES, run_baselines, target_baselines
+    held-out compounds' TARGETS edges, save the setting-dependent ones: when this seed's other setting
+    had the same split and labels, its results are reused and only :func:`setting_baselines` run
+    (halves the baseline time of ``--setting both``)."""
+    from moakg.gnn.baselines import SETTING_BASELINES, run_baselines, setting_baselines
 
     prev = reusable.get(seed)
     if prev is not None and _same_labels_and_split(prev[0], task):
-        return prev[1] + target_baselines(task, seed, cfg.baseline_epochs, cfg.device, lr=cfg.lr)
+        return prev[1] + setting_baselines(task, seed, cfg.baseline_epochs, cfg.device, lr=cfg.lr)
     out = run_baselines(task, seed=seed, epochs=cfg.baseline_epochs, device=cfg.device, lr=cfg.lr)
     if isinstance(task, tasks.MoATask):
-        reusable[seed] = (task, [b for b in out if b.name not in TARGET_BASELINES])
+        reusable[seed] = (task, [b for b in out if b.name not in SETTING_BASELINES])
     return out
 
 

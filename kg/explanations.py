@@ -129,5 +129,20 @@ def browser_query(run: str = "", compound: str = "", top: int = 5) -> str:
     return inline_query("explanation_paths", {"run": run, "compound": compound, "top": int(top)})
 
 
+def path_query(path: dict[str, Any]) -> str:
+    """One statement that draws one explanation path (as
+    :meth:`moakg.gnn.explain.paths.ExplanationPath.as_dict`) in the Browser: its nodes matched by key,
+    joined by its relationship types in their stored directions."""
+    from moakg.kg.browser_favorites import cypher_literal
+
+    schema = current_schema()
+    nodes = [f"(n{i}:{t} {{{schema.key_of(t)}: {cypher_literal(k)}}})"
+             for i, (t, k) in enumerate(zip(path["node_types"], path["node_keys"], strict=True))]
+    text = nodes[0]
+    for i, (rel, fwd) in enumerate(zip(path["rel_types"], path["forward"], strict=True), start=1):
+        text += (f"-[:{rel}]->" if fwd else f"<-[:{rel}]-") + nodes[i]
+    return f"MATCH p = {text} RETURN p LIMIT 1"
+
+
 #: every stored explanation path (top 5 per explanation), for the Browser screenshot test
 EXPLANATION_PATHS_BROWSER_QUERY = browser_query()

@@ -15,6 +15,7 @@ from moakg.gnn.baselines import (
     KNN_DEFAULT,
     KNN_KS,
     KNN_SHRINKS,
+    SETTING_BASELINES,
     TARGET_BASELINES,
     BaselineResult,
     compound_targets,
@@ -381,4 +382,7 @@ def test_both_settings_share_the_setting_free_baselines() -> None:
     assert known == pheno | set(TARGET_BASELINES) and not pheno & set(TARGET_BASELINES)
     for name in pheno:
         a, b = res.baselines[("phenotype", name, 0)], res.baselines[("known_targets", name, 0)]
-        assert a["scores"] is b["scores"], name  # the same object: trained once
+        if name in SETTING_BASELINES:  # the metapath model reads TARGETS metapaths in known_targets
+            assert a["scores"] is not b["scores"], name
+        else:
+            assert a["scores"] is b["scores"], name  # the same object: trained once
