@@ -334,7 +334,7 @@ class CompoundPrediction:
     flag: str
     top: list[tuple[str, float]]
     #: the top prediction's explanation paths (``ExplanationPath.pretty()``), best first; none when the
-    #: compound is flagged (its own labels are hidden only in the scores) or nothing reaches it
+    #: graph knows the compound's MoAs or targets (hidden only in the scores) or nothing reaches it
     paths: list[str] = field(default_factory=list)
 
 
@@ -379,9 +379,9 @@ def predict_new_compounds(
     paths: int = 3,
 ) -> PredictResult:
     """Add the compounds of ``compounds`` (and their ``signatures``) to the graph, score them with run
-    ``run_id`` and write the top ``top_k`` predictions; see the module doc. The top prediction of each new
-    (unflagged) compound is explained by its best ``paths`` paths (saliency, the default explainer of
-    :mod:`moakg.gnn.explain`; 0: none). Raises
+    ``run_id`` and write the top ``top_k`` predictions; see the module doc. The top prediction of each
+    compound without known MoAs or targets is explained by its best ``paths`` paths (saliency, the
+    default explainer of :mod:`moakg.gnn.explain`; 0: none). Raises
     :class:`~moakg.errors.UserError` before writing anything when an input or the run does not fit."""
     from moakg.gnn.explain.loading import load_run, run_config, run_record
 
@@ -433,7 +433,10 @@ def predict_new_compounds(
                  for v, j in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
         has_sig = c.ref in with_sig or bool(known.get(cid, {}).get("has_signature"))
         flag = _flag(cid, known)
-        shown = _top_paths(run, cid, pairs[0][0], paths) if paths and not flag else []
+        labelled = bool(known.get(cid, {}).get("moas") or known.get(cid, {}).get("targets"))
+        # a compound with known labels is scored with them hidden, but the run's graph (which the
+        # explainer reads) still holds them: its paths could end in its own labels, so none are shown
+        shown = _top_paths(run, cid, pairs[0][0], paths) if paths and not labelled else []
         result.predictions.append(CompoundPrediction(c.ref, cid, c.name, has_sig, flag, pairs, shown))
         out_rows += [{"start": cid, "end": lab, "score": v, "rank": r, "origin": result.ingest_run}
                      for r, (lab, v) in enumerate(pairs, start=1)]

@@ -148,6 +148,7 @@ def test_predict_flags_a_compound_the_graph_knows(removed: dict) -> None:
     res = predict_new_compounds(conn, run, path, top_k=3)
     (p,) = res.predictions
     assert p.compound == known["id"] and "in graph" in p.flag and "hidden" in p.flag
+    assert p.paths == []  # its labels are still in the run's graph: no explanation could avoid them
     assert conn.query("MATCH (c:Compound) RETURN count(c) AS n")[0]["n"] == before  # nothing new
 
 
@@ -193,6 +194,7 @@ def test_predict_cli_prints_top_moas(removed: dict, cli_env: object) -> None:
     assert out.exit_code == 0, out.output
     rows = [ln for ln in out.output.splitlines() if ln.startswith("new0 ") and " -> " not in ln]
     assert len(rows) == 2 and "predictions written" in out.output
+    # the compounds are in the graph by now (earlier tests added them), without labels: still explained
     assert "new0 -> " in out.output and "top paths (saliency)" in out.output
     bad = CliRunner().invoke(app, ["predict", "--run", "nope", "--compounds", str(removed["compounds"])])
     assert bad.exit_code == 1 and "no ModelRun 'nope'" in bad.output
