@@ -23,6 +23,7 @@ from moakg.gnn.explain.loading import LoadedRun
 from moakg.gnn.explain.methods import make_explainer
 from moakg.gnn.explain.metrics import (
     Fidelity,
+    HitFn,
     compare_to_random,
     ends_in,
     hit_rates,
@@ -31,7 +32,14 @@ from moakg.gnn.explain.metrics import (
     passes_through,
     path_fidelity,
 )
-from moakg.gnn.explain.paths import MoAEvidence, PathExplanation, build_weighted_graph, explain_paths
+from moakg.gnn.explain.paths import (
+    ExplanationPath,
+    MoAEvidence,
+    PathExplanation,
+    WeightedGraph,
+    build_weighted_graph,
+    explain_paths,
+)
 from moakg.gnn.label_trick import LABEL_INPUT, LABEL_KNOWN
 from moakg.gnn.models import model_inputs
 from moakg.kg.connection import Neo4jConnection
@@ -182,6 +190,26 @@ def with_signature(run: LoadedRun, compounds: list[int]) -> list[int]:
     return compounds if has is None else [c for c in compounds if bool(has[c])]
 
 
+def path_checks(run: LoadedRun, compound: int, moa_class: int | None, paths: list[ExplanationPath],
+                wg: WeightedGraph, degree: dict[str, torch.Tensor], rng: np.random.Generator,
+                n_random: int) -> dict[str, Any]:
+    """One compound's row entries for the path checks (``has_targets``, then ``<check>_rate``,
+    ``_random_metapath``, ``_degree_matched``, ``_first_rank``): known-target recovery (any hit among
+    the top paths; only for a compound with known targets) and, for an MoA prediction of class
+    ``moa_class``, MoA consistency (the fraction of paths that hit), each against random paths drawn
+    on ``wg``."""
+    genes = known_target_genes(run.data, compound)
+    checks: list[tuple[str, HitFn, str]] = [("recovery", passes_through(genes), "any")] if genes else []
+    if moa_class is not None:
+        refs = moa_evidence(run, moa_class).compounds
+        checks.append(("consistency", ends_in(set(refs), moa_genes(run, refs)), "mean"))
+    out: dict[str, Any] = {"has_targets": bool(genes)}
+    for name, hit, rule in checks:
+        rates = hit_rates(paths, wg, hit, degree, rng, n_random, rule)
+        out.update({f"{name}_{key}": v for key, v in rates.items()})
+    return out
+
+
 def evaluate_explainer(run: LoadedRun, method: str = "gnnexplainer", k: int = 5, max_length: int = 3,
                        compounds: list[int] | None = None, seed: int = 0, n_random: int = 20,
                        method_kwargs: dict[str, Any] | None = None, progress: bool = False,
@@ -214,21 +242,12 @@ def evaluate_explainer(run: LoadedRun, method: str = "gnnexplainer", k: int = 5,
         if not res.sub.edge_types:
             skipped += 1
             continue
-        wg = build_weighted_graph(res.sub)
-        genes = known_target_genes(run.data, c)
         row: dict[str, Any] = {"compound": keys[c], "prediction": res.prediction,
                                "n_paths": len(res.paths.best), **res.fidelity.as_dict(),
-                               "has_targets": bool(genes), "seconds": round(res.seconds, 3)}
-        # (check, hit test, rule): recovery counts compounds with any hit among the top-k paths,
-        # consistency the fraction of each compound's paths
-        checks = [("recovery", passes_through(genes) if genes else None, "any")]
-        if run.kind == "moa":
-            refs = moa_evidence(run, res.target[1]).compounds
-            checks.append(("consistency", ends_in(set(refs), moa_genes(run, refs)), "mean"))
-        for name, hit, rule in checks:
-            if hit is not None:
-                rates = hit_rates(res.paths.best, wg, hit, degree, rng, n_random, rule)
-                row.update({f"{name}_{key}": v for key, v in rates.items()})
+                               "seconds": round(res.seconds, 3)}
+        moa_class = res.target[1] if run.kind == "moa" else None
+        row.update(path_checks(run, c, moa_class, res.paths.best, build_weighted_graph(res.sub), degree,
+                               rng, n_random))
         rows.append(row)
     return rows, summarize(method, rows, skipped, seed)
 
@@ -269,18 +288,10 @@ def evaluate_metapath_model(run: LoadedRun, k: int = 5, compounds: list[int] | N
             continue
         depth = max(len(p.message_nodes) - 1 for p in paths)
         wg = build_weighted_graph(computation_subgraph(run.graph, c, depth))
-        genes = known_target_genes(run.data, c)
-        refs = moa_evidence(run, m).compounds
         row: dict[str, Any] = {"compound": keys[c], "prediction": run.classes[m], "n_paths": len(paths),
                                "fidelity_plus": float("nan"), "fidelity_minus": float("nan"),
-                               "characterization": float("nan"), "sparsity": float("nan"),
-                               "has_targets": bool(genes)}
-        checks = [("recovery", passes_through(genes) if genes else None, "any"),
-                  ("consistency", ends_in(set(refs), moa_genes(run, refs)), "mean")]
-        for name, hit, rule in checks:
-            if hit is not None:
-                rates = hit_rates(paths, wg, hit, degree, rng, n_random, rule)
-                row.update({f"{name}_{key}": v for key, v in rates.items()})
+                               "characterization": float("nan"), "sparsity": float("nan")}
+        row.update(path_checks(run, c, m, paths, wg, degree, rng, n_random))
         rows.append(row)
     return rows, summarize(METAPATH_METHOD, rows, skipped, seed)
 
