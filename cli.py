@@ -190,6 +190,21 @@ def db_init() -> None:
     )
 
 
+@db_app.command("clear")
+def db_clear(
+    yes: Annotated[bool, typer.Option("--yes", help="Really delete every node and relationship.")] = False,
+) -> None:
+    """Delete every node and relationship (the schema stays), e.g. before `moakg ingest all --bulk`."""
+    from moakg.kg.maintenance import clear_graph
+
+    if not yes:
+        raise typer.BadParameter("this deletes the whole graph; add --yes to do it")
+    with connect() as conn:
+        clear_graph(conn)
+        n = conn.query("MATCH (n) RETURN count(n) AS n")[0]["n"]
+    typer.echo(f"graph cleared ({n} nodes left)")
+
+
 @db_app.command("summary")
 def db_summary() -> None:
     """Print how many nodes of each label and relationships of each type the graph holds."""

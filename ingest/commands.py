@@ -76,13 +76,25 @@ def adapters_from_config(path: Path) -> list[SourceAdapter]:
 def ingest_all(
     config: Annotated[Path, typer.Option("--config", "-c", help="sources.toml: one section per source.")],
     batch_size: Annotated[int, typer.Option(help="Rows per write transaction.")] = 5000,
+    bulk: Annotated[bool, typer.Option(
+        "--bulk", help="First load of an EMPTY database with neo4j-admin import (local server; restarts it): "
+        "nodes and compound relationships are staged through the writer, every other relationship is "
+        "written to CSV files and imported; same graph as without --bulk, several times faster at scale. "
+        "Refuses a non-empty database: incremental loads use the transactional writer.")] = False,
+    bulk_dir: Annotated[Path | None, typer.Option(
+        help="--bulk: folder for the import files (default MOAKG_HOME/bulk/<time>; kept with "
+        "--keep-bulk-files or when the import fails).")] = None,
+    keep_bulk_files: Annotated[bool, typer.Option(help="--bulk: keep the import files.")] = False,
 ) -> None:
     """Run every source of a sources.toml in dependency order, then print what is in the graph."""
     from moakg.kg.queries import load_query
 
     adapters = adapters_from_config(config)  # errors in the config: UserError, one line (moakg.cli)
+    if bulk:
+        reports = _bulk(adapters, batch_size, bulk_dir, keep_bulk_files)
     with connect() as conn:
-        reports = run_adapters(conn, adapters, batch_size)
+        if not bulk:
+            reports = run_adapters(conn, adapters, batch_size)
         typer.echo("\ningest runs")
         print_table(report_rows(reports))
         typer.echo("\ngraph")
@@ -91,6 +103,26 @@ def ingest_all(
         if adapter.stats:
             stats = ", ".join(f"{k}={v}" for k, v in sorted(adapter.stats.items()))
             typer.echo(f"\n{adapter.source}: {stats}")
+
+
+def _bulk(adapters: list[SourceAdapter], batch_size: int, folder: Path | None, keep: bool) -> list:
+    import time as _time
+
+    from moakg.kg.bulk_import import bulk_ingest
+    from moakg.kg.connection import Neo4jSettings
+    from moakg.kg.local_server import LocalNeo4j, moakg_home
+
+    settings = Neo4jSettings.from_env()
+    server = LocalNeo4j() if settings.local else None
+    if server is not None and server.state() is None:
+        raise typer.BadParameter("the local Neo4j is not running; start it with `moakg neo4j start`")
+    folder = folder or moakg_home() / "bulk" / _time.strftime("%Y%m%d-%H%M%S")
+    result = bulk_ingest(settings, adapters, server=server, folder=folder, batch_size=batch_size,
+                         keep_files=keep, echo=typer.echo)
+    times = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
+    typer.echo(f"bulk load: {sum(result.relationships.values()):,} relationships, "
+               f"{sum(result.nodes.values()):,} nodes ({times})")
+    return result.reports
 
 
 for _module in CLI_MODULES:

@@ -262,6 +262,31 @@ class LocalNeo4j:
         self.state_file.unlink(missing_ok=True)
         return True
 
+    def admin(self, args: list[str], log: Path) -> None:
+        """Run ``neo4j-admin <args>`` on this server's files (the server must be stopped), output to ``log``.
+
+        neo4j-admin is the class ``org.neo4j.cli.AdminTool`` of the jars the launcher is built from; it
+        finds the data directory through ``NEO4J_HOME`` / ``NEO4J_CONF`` (the launcher keeps the
+        default layout under ``home``)."""
+        if self.state() is not None:
+            raise LocalNeo4jError(f"neo4j-admin needs the server stopped (`moakg neo4j stop`; "
+                                  f"home {self.home})")
+        target = build_launcher()
+        java = shutil.which("java")
+        if java is None:
+            raise LocalNeo4jError("`java` (17+) is not on PATH; neo4j-admin needs a Java 17 runtime.")
+        (self.home / "conf").mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, NEO4J_HOME=str(self.home), NEO4J_CONF=str(self.home / "conf"))
+        classpath = f"{target / 'classes'}{os.pathsep}{target / 'lib' / '*'}"
+        cmd = [java, "-cp", classpath, "org.neo4j.cli.AdminTool", *args]
+        with open(log, "ab") as out:
+            proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  env=env)
+        if proc.returncode != 0:
+            tail = log.read_text(errors="replace")[-1500:]
+            raise LocalNeo4jError(f"neo4j-admin {' '.join(args[:3])} failed (code {proc.returncode}); "
+                                  f"see {log}:\n{tail}")
+
     @staticmethod
     def _terminate(pid: int, grace: float) -> None:
         try:

@@ -19,7 +19,8 @@ Two ways to run a write:
 
 Rows are plain dicts. Node rows hold all properties including the key; relationship rows hold ``start``
 and ``end`` (the key values of the end nodes) plus the relationship's properties. ``None`` (and NaN)
-values are dropped rather than written, so one source never erases a property another source set.
+values are dropped rather than written, so one source never erases a property another source set; so
+are an ingest's empty lists (no value, as ``None``; neo4j-admin import, the bulk path, cannot carry one).
 
 All Cypher text is generated here; labels, types and property names come from the schema or the calling
 code (never from data) and are interpolated only after :func:`moakg.kg.schema._ident`.
@@ -31,9 +32,11 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from neo4j import ManagedTransaction
@@ -42,9 +45,27 @@ from tqdm.auto import tqdm
 from moakg.kg.connection import Neo4jConnection
 from moakg.kg.schema import RelType, _ident, current_schema
 
+if TYPE_CHECKING:
+    from moakg.kg.bulk_files import RelSpool
+
 DEFAULT_BATCH_SIZE = 5000
 MAX_MISSING_EXAMPLES = 20
 T = TypeVar("T")
+#: the bulk load's spool while :func:`spooling` is active (a context variable rather than a parameter:
+#: every adapter's ``ingest`` would otherwise have to pass it down to the writer)
+_SPOOL: ContextVar[RelSpool | None] = ContextVar("moakg_rel_spool", default=None)
+
+
+@contextmanager
+def spooling(spool: RelSpool) -> Iterator[RelSpool]:
+    """Inside: ingests write the spool's relationship types to its files, not to the graph, and end
+    their IngestRuns ``staged`` (loaded once neo4j-admin has imported the files); see
+    :mod:`moakg.kg.bulk_import`."""
+    token = _SPOOL.set(spool)
+    try:
+        yield spool
+    finally:
+        _SPOOL.reset(token)
 
 
 @dataclass(frozen=True)
@@ -264,12 +285,19 @@ def node_query(label: str, key: str, prov: Provenance, timestamps: bool = False)
     )
 
 
-def node_rows(label: str, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Writer row shape: ``{"props": ..., "union": ...}`` with union-list properties set apart."""
+def _drop_empty_lists(props: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in props.items() if not (isinstance(v, list) and not v)}
+
+
+def node_rows(label: str, rows: Iterable[Mapping[str, Any]], ingest: bool = False) -> list[dict[str, Any]]:
+    """Writer row shape: ``{"props": ..., "union": ...}`` with union-list properties set apart
+    (``ingest``: without empty lists)."""
     union_keys = set(current_schema().union_lists.get(label, ()))
     out = []
     for row in rows:
         props = clean_row(row)
+        if ingest:
+            props = _drop_empty_lists(props)
         union = {k: props.pop(k) for k in union_keys & props.keys()}
         out.append({"props": props, "union": union})
     return out
@@ -352,6 +380,8 @@ class BatchWriter:
         self.conn, self.prov, self.batch_size, self.tx = conn, prov, batch_size, tx
         self.on_rows = on_rows  # called with the row count of every written batch (progress)
         self.counts = WriteCounts()
+        # a bulk load's ingests send the spool's relationship types to its import files
+        self.spool = _SPOOL.get() if prov.label == "IngestRun" and tx is None else None
 
     def _execute(self, work: Callable[[ManagedTransaction], T]) -> T:
         return work(self.tx) if self.tx is not None else self.conn.write(work)
@@ -379,7 +409,7 @@ class BatchWriter:
             raise ValueError(f"{batch.label} nodes are keyed by {schema.nodes[batch.label].key!r} "
                              f"({schema.path}), not {batch.key!r}")
         q = node_query(batch.label, batch.key, self.prov, batch.timestamps)
-        rows = node_rows(batch.label, batch.rows)
+        rows = node_rows(batch.label, batch.rows, ingest=self.prov.label == "IngestRun")
         for i, r in enumerate(rows):
             if r["props"].get(batch.key) is None:
                 raise ValueError(f"{batch.label} row {i} has no key {batch.key!r}: {dict(batch.rows[i])}")
@@ -394,12 +424,16 @@ class BatchWriter:
             if self.on_rows:
                 self.on_rows(len(chunk))
         self.counts.by_label[batch.label] = self.counts.by_label.get(batch.label, 0) + len(rows)
+        if self.spool is not None:
+            self.spool.saw_nodes(batch.label, [r["props"][batch.key] for r in rows])
 
     def _rel_rows(self, batch: RelBatch) -> list[dict[str, Any]]:
         from_rows = [p for p in batch.merge_keys if p not in ("source", self.prov.stamp)]
         rows = []
         for r in batch.rows:
             r = clean_row(r)
+            if self.prov.label == "IngestRun":
+                r = _drop_empty_lists(r)
             start, end = r.pop("start", None), r.pop("end", None)
             if start is None or end is None:
                 raise ValueError(f"{batch.rel_type} row needs 'start' and 'end': {r}")
@@ -410,8 +444,11 @@ class BatchWriter:
         return rows
 
     def write_rels(self, batch: RelBatch) -> None:
-        q = rel_query(batch, self.prov)
         rows = self._rel_rows(batch)
+        if self.spool is not None and self.spool.takes(batch.rel_type):
+            self._spool_rels(batch, rows)
+            return
+        q = rel_query(batch, self.prov)
         for chunk in _chunks(rows, self.batch_size):
 
             def work(tx: ManagedTransaction, chunk: Sequence[dict] = chunk) -> tuple[int, list[dict]]:
@@ -421,18 +458,37 @@ class BatchWriter:
                     raise MissingEndpointError(_describe_missing(batch, missing))
                 return res.consume().counters.relationships_created, missing
 
-            created, missing = self._execute(work)
-            self.counts.rels_created += created
-            self.counts.rels_matched += len(chunk) - created - len(missing)
-            self.counts.rels_missing_endpoint += len(missing)
-            room = MAX_MISSING_EXAMPLES - len(self.counts.missing_examples)
-            self.counts.missing_examples.extend(
-                {"type": batch.rel_type, **m} for m in missing[: max(room, 0)]
-            )
-            if self.on_rows:
-                self.on_rows(len(chunk))
+            self._count_rels(batch, len(chunk), *self._execute(work))
         written = len(rows)
         self.counts.by_rel_type[batch.rel_type] = self.counts.by_rel_type.get(batch.rel_type, 0) + written
+
+    def _spool_rels(self, batch: RelBatch, rows: list[dict[str, Any]]) -> None:
+        """The bulk path: the same rows, stamps, merge keys and counts, into the spool's files."""
+        assert self.spool is not None
+        stamps = {"source": self.prov.source} if self.prov.source is not None else {}
+        stamps[self.prov.stamp] = self.prov.run_id
+        for chunk in _chunks(rows, self.batch_size):
+            if batch.require_endpoints:  # checked before anything of the batch is spooled
+                starts = self.spool.node_keys.get(batch.start[0], set())
+                ends = self.spool.node_keys.get(batch.end[0], set())
+                missing = [{"start": r["start"], "end": r["end"], "missing_start": r["start"] not in starts,
+                            "missing_end": r["end"] not in ends}
+                           for r in chunk if r["start"] not in starts or r["end"] not in ends]
+                if missing:
+                    raise MissingEndpointError(_describe_missing(batch, missing))
+            created, missing = self.spool.add(batch.rel_type, batch.start[0], batch.end[0], batch.merge_keys,
+                                              chunk, stamps)
+            self._count_rels(batch, len(chunk), created, missing)
+        self.counts.by_rel_type[batch.rel_type] = self.counts.by_rel_type.get(batch.rel_type, 0) + len(rows)
+
+    def _count_rels(self, batch: RelBatch, n: int, created: int, missing: list[dict[str, Any]]) -> None:
+        self.counts.rels_created += created
+        self.counts.rels_matched += n - created - len(missing)
+        self.counts.rels_missing_endpoint += len(missing)
+        room = MAX_MISSING_EXAMPLES - len(self.counts.missing_examples)
+        self.counts.missing_examples.extend({"type": batch.rel_type, **m} for m in missing[: max(room, 0)])
+        if self.on_rows:
+            self.on_rows(n)
 
     def delete(self, spec: Delete) -> int:
         """Run ``spec`` in batches of ``batch_size`` deletions; returns how many were deleted."""
@@ -482,9 +538,10 @@ def end_run(
     conn: Neo4jConnection, prov: Provenance, status: str, error: str | None = None,
     props: Mapping[str, Any] | None = None,
 ) -> None:
-    """Mark the run ``completed`` or ``failed`` (with ``error``) and set ``props`` on it."""
-    if status not in ("completed", "failed"):
-        raise ValueError(f"a run ends completed or failed, not {status!r}")
+    """Mark the run ``completed``, ``failed`` (with ``error``) or ``staged`` (a bulk load's ingest whose
+    relationships wait in the import files) and set ``props`` on it."""
+    if status not in ("completed", "failed", "staged"):
+        raise ValueError(f"a run ends completed, failed or staged, not {status!r}")
     conn.query(run_end_query(prov.label), id=prov.run_id, status=status, error=error,
                props=clean_row(props or {}))
 
@@ -527,7 +584,8 @@ def write_run(
     except BaseException as exc:
         _mark_failed(conn, prov, exc, summary(writer.counts, False) if summary else None)
         raise
-    end_run(conn, prov, "completed", props=summary(writer.counts, True) if summary else None)
+    status = "staged" if writer.spool is not None else "completed"
+    end_run(conn, prov, status, props=summary(writer.counts, True) if summary else None)
     return writer.counts
 
 
@@ -622,4 +680,5 @@ def run_ingest(
                            summary=summary)
     finally:
         bar.close()
-    return IngestReport(prov.run_id, source, "completed", counts, dict(stats or {}))
+    status = "staged" if _SPOOL.get() is not None else "completed"
+    return IngestReport(prov.run_id, source, status, counts, dict(stats or {}))
