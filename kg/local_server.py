@@ -28,6 +28,8 @@ LAUNCHER_DIR = Path(__file__).resolve().parent / "neo4j_launcher"
 LAUNCHER_CLASS = "moakg.Neo4jLauncher"
 DEFAULT_BOLT_PORT = 7687
 DEFAULT_HTTP_PORT = 7474
+#: Neo4j 5's dbms.security.auth_minimum_password_length default
+MIN_PASSWORD_LENGTH = 8
 
 
 class LocalNeo4jError(UserError, RuntimeError):
@@ -194,6 +196,10 @@ class LocalNeo4j:
         if java is None:
             raise LocalNeo4jError("`java` (17+) is not on PATH; Neo4j 5.26 needs a Java 17 runtime.")
         password = self.password()
+        # Neo4j would exit during start-up and say why only in neo4j.log
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise LocalNeo4jError(f"NEO4J_PASSWORD is {len(password)} characters; Neo4j needs at least "
+                                  f"{MIN_PASSWORD_LENGTH} (or unset it: moakg generates one)")
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         (self.home / "run" / "moakg.ready").unlink(missing_ok=True)
         classpath = f"{target / 'classes'}{os.pathsep}{target / 'lib' / '*'}"

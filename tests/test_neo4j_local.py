@@ -108,3 +108,14 @@ def test_second_server_start_stop_status(tmp_path, monkeypatch: pytest.MonkeyPat
             assert c.query("MATCH (g:Gene {symbol: 'PERSIST'}) RETURN count(g) AS n") == [{"n": 1}]
     finally:
         server.stop()
+
+
+def test_short_password_is_refused_before_start(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neo4j itself would exit during start-up and say why only in neo4j.log: moakg says it in one line."""
+    monkeypatch.setenv("NEO4J_PASSWORD", "killpw")
+    monkeypatch.setenv("MOAKG_HOME", str(tmp_path))
+    res = CliRunner().invoke(app, ["neo4j", "start", "--bolt-port", str(free_port()),
+                                   "--http-port", str(free_port())])
+    assert res.exit_code == 1
+    assert "NEO4J_PASSWORD is 6 characters; Neo4j needs at least 8" in res.output
+    assert not (tmp_path / "neo4j" / "server.json").exists()  # nothing was started
