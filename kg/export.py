@@ -17,6 +17,19 @@ pass messages on them (:meth:`moakg.kg.schema.GraphSchema.is_message_edge`). Fea
 :mod:`moakg.kg.export_features`; Gene, GOTerm, MoA and CellLine have none, only ``num_nodes`` and
 ``node_id`` (every type has ``node_id``).
 
+How it reads Neo4j: per label, the node keys with their internal ids (``id(n)``; keyset pages in key order,
+then sorted by Python so that the order does not depend on the collation), or, for a compound set, the ids
+of the selected keys. Then, per relationship type, the edges leaving the kept start nodes as one row per
+start node and source: the start id, the source name and two lists, the end nodes' ids and the (scaled)
+weights (:func:`moakg.kg.export_queries.edge_lists_query`). The driver decodes those lists of numbers far
+faster than one record of key strings per edge (benchmarks/bench_export.py: about ten times the edges per
+second), and numpy maps the ids to node indices through a lookup array per label: no Python object per
+edge outlives one block of rows, so memory is bounded by the output tensors. Internal ids are only
+meaningful within one read of the graph: they are never saved, and they can be reused after a node is
+deleted. The export's queries run in several read transactions, so **a write to the graph during an
+export is not supported** (the result may mix the two states, or map an edge to a reused id); ingests
+record IngestRuns, and the cache below is keyed by them.
+
 Exports are cached under ``MOAKG_HOME/cache/export`` keyed by the spec and the (id, status, ended) of
 every IngestRun, so an unchanged graph loads in a second; a run still ``running`` disables the cache.
 """
@@ -28,13 +41,16 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from itertools import chain
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import torch
 import typer
+from neo4j import READ_ACCESS, ManagedTransaction
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
@@ -47,12 +63,19 @@ from moakg.kg.export_features import (
     run_batched,
     signature_features,
 )
-from moakg.kg.export_queries import edges_from_query, edges_to_query, node_keys_query
+from moakg.kg.export_queries import (
+    edge_lists_query,
+    edges_from_query,
+    edges_to_query,
+    node_ids_query,
+    node_keys_query,
+)
 from moakg.kg.local_server import moakg_home
 from moakg.kg.queries import load_query
 from moakg.kg.schema import PACKAGED_SCHEMA, current_schema
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EXPORT_VERSION = 1  # part of the cache key: bump when the exported layout changes
 #: the packaged schema's exported labels and relationships (the code itself reads current_schema())
@@ -163,17 +186,72 @@ def graph_state(conn: Neo4jConnection) -> list[dict[str, Any]]:
     return conn.query(load_query("export_graph_state").text)
 
 
-def node_keys(conn: Neo4jConnection, label: str, batch_size: int, progress: bool = True) -> list[str]:
-    """All keys of ``label`` in key order, by keyset paging (each page an index range seek)."""
-    text, out, last = node_keys_query(label), [], ""
+def _read(conn: Neo4jConnection, work: Callable[[ManagedTransaction], T]) -> T:
+    """One read transaction (retried on transient errors) whose results the server streams whole
+    (``fetch_size=-1``) instead of pausing every 1,000 records for the client to ask for more."""
+    with conn.session(fetch_size=-1, default_access_mode=READ_ACCESS) as s:  # a lost server: one line
+        return s.execute_read(work)
+
+
+def node_keys(
+    conn: Neo4jConnection, label: str, batch_size: int, progress: bool = True,
+) -> tuple[list[str], np.ndarray]:
+    """All keys of ``label`` in key order and their nodes' internal ids (int64, same order), by keyset
+    paging (each page an index range seek, returned as two lists)."""
+    text, keys, ids, last = node_keys_query(label), [], [], ""
     with tqdm(desc=f"{label} keys", unit="nodes", disable=not progress, leave=False) as bar:
         while True:
-            page = [r["key"] for r in conn.query(text, label=label, last=last, limit=batch_size)]
-            out += page
-            bar.update(len(page))
-            if len(page) < batch_size:
-                return sorted(out)  # sorted by Python too: the node order must not depend on the collation
-            last = page[-1]
+            page = conn.query(text, last=last, limit=batch_size)[0]
+            keys += page["keys"]
+            ids += page["ids"]
+            bar.update(len(page["keys"]))
+            if len(page["keys"]) < batch_size:
+                break
+            last = page["keys"][-1]
+    # sorted by Python too: the node order must not depend on the collation
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    return [keys[i] for i in order], np.asarray(ids, np.int64)[np.asarray(order, np.int64)]
+
+
+def node_ids(conn: Neo4jConnection, label: str, keys: list[str], batch_size: int) -> np.ndarray:
+    """The internal ids of the ``label`` nodes with these keys, in their order (-1: no such node)."""
+    ids = np.full(len(keys), -1, np.int64)
+    where = {k: i for i, k in enumerate(keys)}
+    text = node_ids_query(label)
+    for i in range(0, len(keys), batch_size):
+        found = conn.query(text, keys=keys[i : i + batch_size])[0]
+        ids[[where[k] for k in found["keys"]]] = found["ids"]
+    return ids
+
+
+class _Positions:
+    """Internal node id -> index of the node in its label's export order, -1 for a node not exported.
+
+    A dense array indexed by id when the ids are dense enough (record-format stores number nodes from 0),
+    else a sorted search, so that sparse ids cannot make it huge."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        index = np.flatnonzero(ids >= 0)
+        ids = ids[index]
+        self.top = int(ids.max()) + 1 if len(ids) else 0
+        self.dense: np.ndarray | None = None
+        if self.top <= 4 * len(ids) + (1 << 20):
+            self.dense = np.full(self.top, -1, np.int32)
+            self.dense[ids] = index
+        else:
+            order = np.argsort(ids)
+            self.sorted_ids, self.index = ids[order], index[order].astype(np.int32)
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        out = np.full(len(ids), -1, np.int32)
+        if self.dense is not None:
+            inside = ids < self.top
+            out[inside] = self.dense[ids[inside]]
+        elif len(self.sorted_ids):
+            j = np.minimum(np.searchsorted(self.sorted_ids, ids), len(self.sorted_ids) - 1)
+            hit = self.sorted_ids[j] == ids
+            out[hit] = self.index[j[hit]]
+        return out
 
 
 def _seed_compounds(conn: Neo4jConnection, spec: ExportSpec) -> set[str]:
@@ -216,51 +294,133 @@ def _k_hop(conn: Neo4jConnection, spec: ExportSpec, seeds: set[str], progress: b
     return seen
 
 
-def _select_nodes(conn: Neo4jConnection, spec: ExportSpec, progress: bool) -> dict[str, list[str]]:
+def _select_nodes(
+    conn: Neo4jConnection, spec: ExportSpec, progress: bool,
+) -> tuple[dict[str, list[str]], dict[str, np.ndarray]]:
+    """Per label: the kept keys in export order and their nodes' internal ids."""
     if not spec.has_compound_set:
-        return {label: node_keys(conn, label, spec.batch_size, progress) for label in spec.labels}
-    seeds = _seed_compounds(conn, spec)
-    if spec.hops is None:
-        keys = {label: node_keys(conn, label, spec.batch_size, progress) for label in spec.labels
-                if label != "Compound"}
-        return {"Compound": sorted(seeds), **keys}
-    return {label: sorted(v) for label, v in _k_hop(conn, spec, seeds, progress).items()}
+        listed = {label: node_keys(conn, label, spec.batch_size, progress) for label in spec.labels}
+    else:
+        seeds = _seed_compounds(conn, spec)
+        if spec.hops is None:
+            chosen = {"Compound": sorted(seeds)}
+            others = [label for label in spec.labels if label != "Compound"]
+        else:
+            chosen = {label: sorted(v) for label, v in _k_hop(conn, spec, seeds, progress).items()}
+            others = []
+        listed = {label: (ks, node_ids(conn, label, ks, spec.batch_size)) for label, ks in chosen.items()}
+        listed |= {label: node_keys(conn, label, spec.batch_size, progress) for label in others}
+    return {label: v[0] for label, v in listed.items()}, {label: v[1] for label, v in listed.items()}
+
+
+#: the edges of one block of start nodes: source names, then (src index, dst index, weight, source code)
+#: with ``names[code]`` the source of each edge
+_Part = tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+_FLUSH_EDGES = 1 << 16  # the Python lists of one block become numpy arrays every this many edges
+
+
+def _edge_block(
+    tx: ManagedTransaction, query: str, chunk: list[int], params: dict[str, Any], missing: float | None,
+    src_pos: _Positions, dst_pos: _Positions,
+) -> _Part:
+    """Run the edge-list query over one block of start ids; keep the edges whose end node is exported.
+
+    Rows carry weights unless ``missing`` is given (a relationship without a weight: every edge gets it)."""
+    names: dict[str, int] = {}
+    src: list[int] = []
+    codes: list[int] = []
+    dsts: list[list[int]] = []
+    ws: list[list[float]] = []
+    done: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def flush() -> None:
+        lens = np.fromiter(map(len, dsts), np.int64, len(dsts))
+        n = int(lens.sum())
+        d = dst_pos(np.fromiter(chain.from_iterable(dsts), np.int64, n))
+        keep = d >= 0
+        s = src_pos(np.repeat(np.asarray(src, np.int64), lens))
+        c = np.repeat(np.asarray(codes, np.int16), lens)
+        if missing is None:
+            w = np.fromiter(chain.from_iterable(ws), np.float64, n).astype(np.float32)
+        else:
+            w = np.full(n, missing, np.float32)
+        done.append((s[keep], d[keep], w[keep], c[keep]))
+        for rows in (src, codes, dsts, ws):
+            rows.clear()
+
+    size = 0
+    for rec in tx.run(query, ids=chunk, **params):
+        src.append(rec[0])
+        codes.append(names.setdefault(rec[1], len(names)))
+        dsts.append(rec[2])
+        if missing is None:
+            ws.append(rec[3])
+        size += len(rec[2])
+        if size >= _FLUSH_EDGES:
+            flush()
+            size = 0
+    flush()
+    s, d, w, c = (np.concatenate(x) for x in zip(*done, strict=True))
+    return list(names), s, d, w, c
 
 
 def _edges(
-    conn: Neo4jConnection, spec: ExportSpec, rel: str, keys: dict[str, list[str]],
-    index: dict[str, dict[str, int]], sources: dict[str, int], progress: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``edge_index`` [2, E], ``edge_attr`` [E, 1], ``source_code`` [E] of one relation among the kept nodes,
-    sorted by (src, dst, source) so that two exports of the same graph are identical."""
+    conn: Neo4jConnection, spec: ExportSpec, rel: str, ids: dict[str, np.ndarray],
+    pos: dict[str, _Positions], progress: bool,
+) -> _Part:
+    """The edges of one relation among the kept nodes, in stream order, with ``names`` only the sources
+    that have an edge here."""
     decl = current_schema().rel(rel)
     src_label, dst_label = decl.endpoints
-    s_idx, d_idx = index[src_label], index[dst_label]
-    rows_s: list[int] = []
-    rows_d: list[int] = []
-    weights: list[float] = []
-    codes: list[int] = []
-    rows = run_batched(conn, edges_from_query(rel), keys[src_label], spec.batch_size, rel, progress,
-                       min_weight=spec.min_weight(rel))
-    for s, d, w, source in rows:
-        j = d_idx.get(d)
-        if j is None:  # end node outside the subgraph
-            continue
-        rows_s.append(s_idx[s])
-        rows_d.append(j)
-        weights.append(decl.missing if w is None else float(w) * decl.scale)
-        codes.append(sources.setdefault(source or "", len(sources)))
-    s_arr, d_arr = np.asarray(rows_s, np.int64), np.asarray(rows_d, np.int64)
-    c_arr = np.asarray(codes, np.int64)
-    order = np.lexsort((c_arr, d_arr, s_arr))
-    edge_index = torch.from_numpy(np.stack([s_arr[order], d_arr[order]]).reshape(2, -1))
-    attr = torch.from_numpy(np.nan_to_num(np.asarray(weights, np.float32)[order]).reshape(-1, 1))
-    return edge_index, attr, torch.from_numpy(c_arr[order])
+    query, params = edge_lists_query(rel), {}
+    if decl.min_weight:
+        params["min_weight"] = spec.min_weight(rel)
+    if decl.weight:
+        params |= {"scale": decl.scale, "missing": decl.missing}
+    missing = None if decl.weight else decl.missing
+    start = ids[src_label][ids[src_label] >= 0].tolist()  # in export order
+    parts: list[_Part] = []
+    with tqdm(total=len(start), desc=rel, unit="nodes", disable=not progress, leave=False) as bar:
+        for i in range(0, len(start), spec.batch_size):
+            chunk = start[i : i + spec.batch_size]
+
+            def work(tx: ManagedTransaction, chunk: list[int] = chunk) -> _Part:
+                return _edge_block(tx, query, chunk, params, missing, pos[src_label], pos[dst_label])
+
+            parts.append(_read(conn, work))
+            bar.update(len(chunk))
+    names: dict[str, int] = {}
+    codes = [np.zeros(0, np.int16)]
+    for part_names, *_, c in parts:  # a block's codes -> this relation's
+        remap = np.asarray([names.setdefault(n, len(names)) for n in part_names] or [0], np.int16)
+        codes.append(remap[c])
+    code = np.concatenate(codes)
+    s, d = (np.concatenate([np.zeros(0, np.int32)] + [p[k] for p in parts]) for k in (1, 2))
+    w = np.concatenate([np.zeros(0, np.float32)] + [p[3] for p in parts])
+    # keep the sources of kept edges only (a row's edges may all end outside the kept nodes)
+    used, code = np.unique(code, return_inverse=True)
+    every = list(names)
+    return [every[i] for i in used], s, d, w, code.astype(np.int16)
+
+
+def _edge_tensors(
+    s: np.ndarray, d: np.ndarray, w: np.ndarray, code: np.ndarray, n_src: int, n_dst: int, n_codes: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``edge_index`` [2, E], ``edge_attr`` [E, 1] (NaN -> 0) and ``source_code`` [E] int8, sorted by (src,
+    dst, source) so that two exports of the same graph are identical."""
+    if n_src * n_dst * max(n_codes, 1) < 1 << 62:  # one int64 key: one stable sort, faster than lexsort
+        key = (s.astype(np.int64) * n_dst + d) * n_codes + code
+        order = np.argsort(key, kind="stable")
+        del key
+    else:
+        order = np.lexsort((code, d, s))
+    edge_index = torch.from_numpy(np.stack([s[order], d[order]]).astype(np.int64).reshape(2, -1))
+    attr = torch.from_numpy(np.nan_to_num(w[order]).reshape(-1, 1))
+    return edge_index, attr, torch.from_numpy(code[order].astype(np.int8))
 
 
 def _export(conn: Neo4jConnection, spec: ExportSpec, progress: bool) -> tuple[HeteroData, IdMaps]:
-    keys = _select_nodes(conn, spec, progress)
-    index = {label: {k: i for i, k in enumerate(ks)} for label, ks in keys.items()}
+    keys, ids = _select_nodes(conn, spec, progress)
     landmarks = landmark_genes(conn) if {"Compound", "Signature"} & set(spec.labels) else []
     data = HeteroData()
     for label in spec.labels:
@@ -276,18 +436,21 @@ def _export(conn: Neo4jConnection, spec: ExportSpec, progress: bool) -> tuple[He
         for name, value in signature_features(conn, keys["Signature"], len(landmarks), spec.batch_size,
                                               progress).items():
             data["Signature"][name] = value
-    # Codes are assigned on first sight, then renumbered in name order so they do not depend on edge order.
-    seen: dict[str, int] = {}
-    raw = {rel: _edges(conn, spec, rel, keys, index, seen, progress) for rel in spec.edge_rels}
-    names = sorted(seen)
-    remap = torch.tensor([names.index(s) for s in seen] or [0], dtype=torch.int64)
-    for rel, (edge_index, attr, codes) in raw.items():
+    pos = {label: _Positions(v) for label, v in ids.items()}
+    raw = {rel: _edges(conn, spec, rel, ids, pos, progress) for rel in spec.edge_rels}
+    # source codes index the sorted names of the sources that have an edge in the export
+    names = sorted({n for rel_names, *_ in raw.values() for n in rel_names})
+    for rel in spec.edge_rels:
+        rel_names, s, d, w, code = raw.pop(rel)  # each relation's arrays go once its tensors are made
         decl = current_schema().rel(rel)
-        code = remap[codes].to(torch.int8)
+        remap = np.asarray([names.index(n) for n in rel_names] or [0], np.int64)
+        src, dst = decl.endpoints
+        edge_index, attr, code_t = _edge_tensors(s, d, w, remap[code], len(keys[src]), len(keys[dst]),
+                                                 len(names))
         forward, backward = data[decl.edge_type()], data[decl.edge_type(reverse=True)]
-        forward.edge_index, forward.edge_attr, forward.source_code = edge_index, attr, code
+        forward.edge_index, forward.edge_attr, forward.source_code = edge_index, attr, code_t
         backward.edge_index, backward.edge_attr = edge_index.flip(0), attr.clone()
-        backward.source_code = code.clone()
+        backward.source_code = code_t.clone()
     return data, IdMaps(keys=keys, sources=names, landmark_genes=landmarks)
 
 
@@ -321,7 +484,8 @@ def export_heterodata(
     data, maps = _export(conn, spec, progress)
     maps.graph_state = state
     # An ingest still running means the graph may change under the same run ids: do not cache that.
-    if path is not None and all(r["status"] != "running" for r in state):
+    # (also `staged`: a bulk load whose relationships are not imported yet)
+    if path is not None and all(r["status"] in ("completed", "failed") for r in state):
         save_export(path, data, maps, spec)
     return data, maps
 

@@ -1,8 +1,10 @@
 """kg/export.py against the bundled demo graph in a real Neo4j: every count, edge, feature and map is
 checked against Cypher run here, plus subgraphs, thresholds, the cache, save/load and the CLI.
 
-The demo is ingested at most once for the module (``demo``, on the session connection); no test here uses
-the function-scoped ``conn`` fixture, which would wipe it, and every test undoes what it writes.
+The demo is ingested at most once for the module (``demo``, on the session connection), and every test
+that uses it undoes what it writes. The tests at the end build small graphs of their own on the
+function-scoped ``conn`` fixture (an empty graph); conftest runs them before every test that reads the
+demo, so the demo is still ingested only once.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from rdkit.Chem import rdFingerprintGenerator
 from torch_geometric.data import HeteroData
 from typer.testing import CliRunner
 
+from moakg.kg import export as export_module
 from moakg.kg.connection import Neo4jConnection, Neo4jSettings
 from moakg.kg.export import (
     DEFAULT_LABELS,
     REL_ENDPOINTS,
     ExportSpec,
     IdMaps,
+    _Positions,
     export_heterodata,
     load_export,
     save_export,
@@ -375,3 +379,161 @@ def test_cli_writes_a_file(demo: Neo4jConnection, cli_app: typer.Typer, tmp_path
     bad = ["export", "--out", str(out), "--labels", "Compound", "--rels", "TARGETS"]
     r = CliRunner().invoke(cli_app, bad)
     assert r.exit_code == 1 and "needs label" in r.output
+
+
+# ------------------------------------------------------------------------------------------ small graphs
+#: Built in this order on purpose: keys not created in key order, the "string" edge of a pair before its
+#: "ppi" twin, a source ("chembl") only on an edge that a compound subset drops.
+SMALL_GRAPH = """
+CREATE (s3:Signature {sig_id: 'sig-c'}), (s1:Signature {sig_id: 'sig-a'}), (s2:Signature {sig_id: 'sig-b'})
+CREATE (tp53:Gene {symbol: 'TP53'}), (akt1:Gene {symbol: 'AKT1'}), (egfr:Gene {symbol: 'EGFR'}),
+       (brca1:Gene {symbol: 'BRCA1'}), (myc:Gene {symbol: 'MYC'})
+CREATE (c2:Compound {id: 'CPD-B'}), (c1:Compound {id: 'CPD-A'}), (c3:Compound {id: 'CPD-C'})
+CREATE (s3)-[:UPREGULATES {z: 2.5, source: 'lincs'}]->(tp53),
+       (s3)-[:UPREGULATES {z: -1.25, source: 'lincs'}]->(akt1),
+       (s1)-[:UPREGULATES {z: 3, source: 'cmap'}]->(egfr),
+       (s1)-[:UPREGULATES {source: 'lincs'}]->(myc),
+       (s1)-[:UPREGULATES {z: 0.0 / 0.0, source: 'lincs'}]->(brca1),
+       (s2)-[:UPREGULATES {z: 1.0e-7, source: 'lincs'}]->(tp53),
+       (s2)-[:DOWNREGULATES {z: -4.0, source: 'lincs'}]->(egfr)
+CREATE (tp53)-[:INTERACTS_WITH {combined_score: 900, source: 'string'}]->(myc),
+       (tp53)-[:INTERACTS_WITH {source: 'ppi'}]->(myc),
+       (akt1)-[:INTERACTS_WITH {combined_score: 400, source: 'string'}]->(egfr),
+       (brca1)-[:INTERACTS_WITH {combined_score: 700, source: 'string'}]->(tp53),
+       (akt1)-[:INTERACTS_WITH {source: 'ppi'}]->(tp53)
+CREATE (c1)-[:TARGETS {source: 'drugbank'}]->(egfr),
+       (c1)-[:TARGETS {source: 'repurposing_hub'}]->(egfr),
+       (c1)-[:TARGETS]->(akt1),
+       (c1)-[:TARGETS {source: 'drugbank'}]->(tp53),
+       (c2)-[:TARGETS {source: 'repurposing_hub'}]->(tp53),
+       (c3)-[:TARGETS {source: 'chembl'}]->(myc)
+CREATE (c1)-[:HAS_SIGNATURE {source: 'lincs'}]->(s1), (c1)-[:HAS_SIGNATURE {source: 'lincs'}]->(s3),
+       (c2)-[:HAS_SIGNATURE {source: 'lincs'}]->(s2)
+"""
+SMALL_LABELS = ("Compound", "Signature", "Gene")
+SMALL_RELS = ("HAS_SIGNATURE", "UPREGULATES", "DOWNREGULATES", "INTERACTS_WITH", "TARGETS")
+#: weight property and scale per relationship, from kg/schema.toml; the others weigh 1.0
+SMALL_WEIGHTS = {"UPREGULATES": ("z", 1.0), "DOWNREGULATES": ("z", 1.0),
+                 "INTERACTS_WITH": ("combined_score", 1e-3)}
+
+
+def reference_export(conn: Neo4jConnection, keep: dict[str, set[str]] | None, min_score: float | None,
+                     ) -> tuple[dict[str, list[str]], list[str], dict[str, tuple[torch.Tensor, ...]]]:
+    """The export written the plain way: one row of keys per edge from Cypher, filtered and sorted here.
+
+    ``keep``: the node keys per label (None: all). Returns keys per label, source names and per relation
+    (edge_index, edge_attr, source_code)."""
+    keys = {label: sorted(r["k"] for r in conn.query(f"MATCH (n:{label}) RETURN {key_of(label)} AS k"))
+            for label in SMALL_LABELS}
+    if keep is not None:
+        keys = {label: [k for k in ks if k in keep.get(label, set())] for label, ks in keys.items()}
+    edges: dict[str, list[tuple[int, int, str, float]]] = {}
+    for rel in SMALL_RELS:
+        src, dst = REL_ENDPOINTS[rel]
+        prop, scale = SMALL_WEIGHTS.get(rel, (None, 1.0))
+        weight = f", r.{prop} AS w" if prop else ""
+        rows = conn.query(f"MATCH (a:{src})-[r:{rel}]->(b:{dst}) RETURN {key_of(src, 'a')} AS s, "
+                          f"{key_of(dst, 'b')} AS d, r.source AS source{weight}")
+        out = []
+        for r in rows:
+            if r["s"] not in keys[src] or r["d"] not in keys[dst]:
+                continue
+            w = r.get("w")
+            if rel == "INTERACTS_WITH" and min_score is not None and w is not None and w < min_score:
+                continue
+            weight = 1.0 if w is None else float(w) * scale
+            out.append((keys[src].index(r["s"]), keys[dst].index(r["d"]), r["source"] or "",
+                        0.0 if np.isnan(weight) else weight))
+        edges[rel] = out
+    names = sorted({e[2] for es in edges.values() for e in es})
+    tensors = {}
+    for rel, es in edges.items():
+        es = sorted((s, d, names.index(source), w) for s, d, source, w in es)
+        edge_index = torch.tensor([[e[0] for e in es], [e[1] for e in es]], dtype=torch.int64)
+        tensors[rel] = (edge_index.reshape(2, -1),
+                        torch.tensor([[e[3]] for e in es], dtype=torch.float32).reshape(-1, 1),
+                        torch.tensor([e[2] for e in es], dtype=torch.int8))
+    return keys, names, tensors
+
+
+def assert_matches_reference(data: HeteroData, maps: IdMaps, want: tuple) -> None:
+    keys, names, tensors = want
+    assert maps.keys == keys and maps.sources == names
+    for rel, (edge_index, attr, code) in tensors.items():
+        src, dst = REL_ENDPOINTS[rel]
+        fwd, rev = data[src, rel, dst], data[dst, f"rev_{rel}", src]
+        assert torch.equal(fwd.edge_index, edge_index), rel
+        assert torch.equal(fwd.edge_attr, attr), rel
+        assert torch.equal(fwd.source_code, code), rel
+        assert torch.equal(rev.edge_index, edge_index.flip(0)) and torch.equal(rev.edge_attr, attr)
+        assert torch.equal(rev.source_code, code)
+
+
+@pytest.mark.parametrize(("batch_size", "flush"), [(10000, 1 << 16), (2, 1 << 16), (1, 1)])
+def test_small_graph_equals_plain_reference(conn: Neo4jConnection, monkeypatch: pytest.MonkeyPatch,
+                                            batch_size: int, flush: int) -> None:
+    """Several sources, weights (int, float, NaN, none), min_string_score and compound subsets, against the
+    plain per-edge reference; tiny blocks and flushes give the same tensors."""
+    monkeypatch.setattr(export_module, "_FLUSH_EDGES", flush)
+    conn.query(SMALL_GRAPH)
+
+    def export(**kw: object) -> tuple[HeteroData, IdMaps]:
+        spec = ExportSpec(labels=SMALL_LABELS, rels=SMALL_RELS, batch_size=batch_size, **kw)
+        return export_heterodata(conn, spec, cache=False, progress=False)
+
+    data, maps = export()
+    assert_matches_reference(data, maps, reference_export(conn, None, None))
+    # what the reference stands for, spelled out on a few edges
+    assert maps.sources == ["", "chembl", "cmap", "drugbank", "lincs", "ppi", "repurposing_hub", "string"]
+    assert maps.keys["Gene"] == ["AKT1", "BRCA1", "EGFR", "MYC", "TP53"]
+    up = data["Signature", "UPREGULATES", "Gene"]
+    assert up.edge_index.tolist() == [[0, 0, 0, 1, 2, 2], [1, 2, 3, 4, 0, 4]]  # sig-a: BRCA1, EGFR, MYC
+    # NaN -> 0, int z, no z -> 1.0
+    assert up.edge_attr.flatten().tolist() == [0.0, 3.0, 1.0, pytest.approx(1e-7), -1.25, 2.5]
+    inter = data["Gene", "INTERACTS_WITH", "Gene"]
+    pair = (inter.edge_index[0] == 4) & (inter.edge_index[1] == 3)  # TP53 - MYC: ppi before string
+    assert [maps.sources[c] for c in inter.source_code[pair].tolist()] == ["ppi", "string"]
+    assert inter.edge_attr[pair].flatten().tolist() == [1.0, pytest.approx(0.9)]
+
+    data, maps = export(min_string_score=500)  # drops the 400 edge only; unscored ppi edges stay
+    assert_matches_reference(data, maps, reference_export(conn, None, 500))
+    assert data["Gene", "INTERACTS_WITH", "Gene"].num_edges == 4
+
+    data, maps = export(compound_ids=["CPD-A"])  # every signature and gene, one compound
+    keep = {"Compound": {"CPD-A"}, "Signature": {"sig-a", "sig-b", "sig-c"},
+            "Gene": {"TP53", "AKT1", "EGFR", "BRCA1", "MYC"}}
+    assert_matches_reference(data, maps, reference_export(conn, keep, None))
+    assert "chembl" not in maps.sources  # its only edge starts at a compound left out
+
+    data, maps = export(compound_ids=["CPD-B"], hops=1, min_string_score=500)
+    keep = {label: set(v) for label, v in cypher_k_hop(conn, ["CPD-B"], list(SMALL_RELS), 1).items()}
+    assert keep == {"Compound": {"CPD-B"}, "Signature": {"sig-b"}, "Gene": {"TP53"}}
+    assert_matches_reference(data, maps, reference_export(conn, keep, 500))
+    assert data["Signature", "UPREGULATES", "Gene"].num_edges == 1
+    assert data["Signature", "DOWNREGULATES", "Gene"].num_edges == 0  # its gene (EGFR) is 2 hops away
+
+
+def test_relation_with_two_sources_and_one_without(conn: Neo4jConnection) -> None:
+    """TARGETS from drugbank, repurposing_hub and one edge with no source: one edge per relationship,
+    parallel edges ordered by source name, the missing source named ''."""
+    conn.query(SMALL_GRAPH)
+    conn.query("MATCH (c:Compound {id: 'CPD-A'})-[r:TARGETS]->(:Gene {symbol: 'AKT1'}) SET r.source = ''")
+    spec = ExportSpec(labels=("Compound", "Gene"), rels=("TARGETS",), compound_ids=["CPD-A", "CPD-B"])
+    for _ in range(2):  # '' and null are one source, named ''
+        data, maps = export_heterodata(conn, spec, cache=False, progress=False)
+        assert maps.sources == ["", "drugbank", "repurposing_hub"]
+        assert edge_keys(data, maps, "TARGETS") == [
+            ("CPD-A", "AKT1", ""), ("CPD-A", "EGFR", "drugbank"), ("CPD-A", "EGFR", "repurposing_hub"),
+            ("CPD-A", "TP53", "drugbank"), ("CPD-B", "TP53", "repurposing_hub")]
+        assert (data["Compound", "TARGETS", "Gene"].edge_attr == 1.0).all()  # no weight declared
+        conn.query("MATCH ()-[r:TARGETS]->() WHERE r.source = '' REMOVE r.source")
+
+
+def test_positions_dense_and_sparse_ids() -> None:
+    """Internal id -> export index, for dense ids (an array) and ids too sparse for one (a search)."""
+    for ids in (np.array([7, 3, -1, 0, 12]), np.array([7, 3, -1, 0, 10**15])):
+        pos = _Positions(ids)
+        assert (pos.dense is not None) == (ids.max() < 100)
+        query = np.array([0, 3, 7, ids.max(), 1, 5, 11, 13, 10**14, 10**16])
+        assert pos(query).tolist() == [3, 1, 0, 4, -1, -1, -1, -1, -1, -1]
+    assert _Positions(np.array([], np.int64))(np.array([0, 5])).tolist() == [-1, -1]
