@@ -5,7 +5,8 @@ The bulk path loads the whole data set (``--signatures`` x 100 Signature-Gene re
 STRING links); the transactional path, about 16,000 rows a second, loads a subset (``--tx-signatures``,
 same generator and seed) and its rate is extrapolated per row to the whole set. Both also load the
 subset, so the two rates are compared on the same rows too. Every load runs in a child process against
-a fresh local Neo4j (peak RSS: the Python process; the server's JVM is not counted).
+a fresh local Neo4j (peak RSS: the Python process; the server's JVM is not counted); the full set's
+server home is kept under ``--dir`` (``neo4j-n<signatures>``) for ``bench_scale.py``.
 
     python benchmarks/bench_bulk.py [--signatures 100000] [--tx-signatures 2000] [--dir /tmp/moakg-scale]
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,10 +33,10 @@ from moakg.kg.connection import Neo4jConnection, Neo4jSettings
 from moakg.kg.local_server import LocalNeo4j, free_port
 from moakg.kg.schema import init_schema
 from moakg.ingest.runner import run_adapters
-config, mode = Path(sys.argv[1]), sys.argv[2]
+config, mode, home = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 with tempfile.TemporaryDirectory(prefix="moakg-bench-bulk-") as tmp:
-    server = LocalNeo4j(home=Path(tmp) / "neo4j", bolt_port=free_port(), http_port=free_port(), heap="2g",
-                        pagecache="1g")
+    server = LocalNeo4j(home=Path(home) if home else Path(tmp) / "neo4j", bolt_port=free_port(),
+                        http_port=free_port(), heap="2g", pagecache="1g")
     st = server.start()
     settings = Neo4jSettings(uri=st.bolt_uri, password=server.password(), local=True)
     try:
@@ -77,8 +79,13 @@ def dataset(root: Path, signatures: int) -> Path:
     return config
 
 
-def load(config: Path, mode: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(config), mode], capture_output=True, text=True)
+def load(config: Path, mode: str, home: Path | None = None) -> dict:
+    """One load in a child process, into a fresh server (in ``home``, kept for bench_scale.py, or a
+    temporary one)."""
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(config), mode, str(home or "")],
+                          capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{mode} load of {config} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -96,7 +103,7 @@ def main() -> None:
     small = dataset(args.dir, args.tx_signatures)
     runs = {("subset", "transactional"): load(small, "transactional"),
             ("subset", "bulk"): load(small, "bulk"),
-            ("full", "bulk"): load(big, "bulk")}
+            ("full", "bulk"): load(big, "bulk", args.dir / f"neo4j-n{args.signatures}")}
     tx = runs[("subset", "transactional")]
     tx_rate = (tx["nodes"] + tx["rels"]) / tx["seconds"]
     full = runs[("full", "bulk")]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -28,12 +29,12 @@ from moakg.benchmarks.bench_bulk import dataset
 from moakg.benchmarks.common import PEAK_RSS_SNIPPET
 
 EXPORT = PEAK_RSS_SNIPPET + """
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
 from moakg.kg.connection import Neo4jConnection, Neo4jSettings
 from moakg.kg.export import ExportSpec, export_heterodata, save_export
-uri, password, out = sys.argv[1:4]
-with Neo4jConnection(Neo4jSettings(uri=uri, password=password)) as conn:
+uri, out = sys.argv[1:3]
+with Neo4jConnection(Neo4jSettings(uri=uri, password=os.environ["NEO4J_PASSWORD"])) as conn:
     t0 = time.perf_counter()
     data, maps = export_heterodata(conn, cache=False, progress=False)
     seconds = time.perf_counter() - t0
@@ -63,8 +64,9 @@ FULL_SIGNATURE_GENE = 72_000_000
 FULL_STRING = 13_000_000
 
 
-def child(code: str, *args: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+def child(code: str, *args: str, password: str | None = None) -> dict:
+    env = dict(os.environ, NEO4J_PASSWORD=password) if password else None  # never on a command line
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1][:100]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -93,7 +95,7 @@ def measure(root: Path, signatures: int, epochs: int, hidden: int, full_batch_ma
         with Neo4jConnection(settings) as conn:
             out["relationships"] = sum(graph_counts(conn)[1].values())
         path = root / f"export-n{signatures}.pt"
-        out["export"] = child(EXPORT, settings.uri, settings.password, str(path))
+        out["export"] = child(EXPORT, settings.uri, str(path), password=settings.password)
     finally:
         server.stop()
     out["mini"] = child(TRAIN, str(path), "mini-batch", str(epochs), str(hidden))
