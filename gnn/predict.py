@@ -54,7 +54,7 @@ from moakg.kg import derive_queries as dq
 from moakg.kg import predict_queries as pq
 from moakg.kg.connection import Neo4jConnection
 from moakg.kg.export_features import morgan_fingerprints
-from moakg.kg.writer import Batch, NodeBatch, RelBatch
+from moakg.kg.writer import Batch, NodeBatch, RelBatch, file_sha256, ingest_run_id
 
 COMPOUND = ("Compound", "id")
 ID_COLUMNS = ("id", "compound_id", "pert_id", "drugbank_id", "compound")
@@ -388,6 +388,9 @@ def predict_new_compounds(
     if top_k < 1:
         raise UserError("--top-k must be >= 1")
     rec = run_record(conn, run_id)
+    if rec.get("status", "completed") != "completed":  # its training write-back was cut short or failed
+        raise UserError(f"run {run_id} is {rec['status']!r}, not completed: its training did not finish "
+                        "writing to the graph; run the same `moakg train` again before predicting with it")
     cfg = run_config(rec)
     if cfg.split == "cell_line":
         raise UserError(f"run {run_id} classifies signatures (cell_line split); predict needs a compound run")
@@ -408,7 +411,16 @@ def predict_new_compounds(
     known = pq.compound_labels(conn, sorted(set(ids.values())))
     files = [Path(compounds)] + ([Path(signatures)] if signatures is not None else [])
     files += [Path(sig_info)] if sig_info is not None and signatures is not None else []
-    report = NewCompoundsAdapter(conn, new, ids, set(known), sigs, files).ingest(conn, progress=progress)
+    adapter = NewCompoundsAdapter(conn, new, ids, set(known), sigs, files)
+    # Compounds that an earlier try of this same predict (same files and parameters: the same IngestRun)
+    # wrote before it was cut short are its own, not compounds the graph knew: written again with their
+    # signatures and edges (MERGE: nothing doubles), scored as new, not flagged.
+    own = pq.added_by(conn, sorted(known), ingest_run_id(adapter.source, [file_sha256(f) for f in files],
+                                                         adapter.params()))
+    for cid in own:
+        known.pop(cid)
+    adapter.existing = set(known)
+    report = adapter.ingest(conn, progress=progress)
 
     from moakg.kg.export import export_heterodata
 

@@ -16,7 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -376,16 +379,28 @@ def runs_dir(cfg: TrainConfig) -> Path:
     return moakg_home() / "runs"
 
 
-def plot_curves(results: Sequence[RunResult], path: Path, title: str) -> Path | None:
-    """Training loss and validation metric per epoch (one line per seed) as a PNG; None without matplotlib."""
+def replace_file(path: Path, write: Callable[[Path], object]) -> None:
+    """Write ``path`` through ``write(temporary path)`` in the same folder, then rename it over ``path``:
+    a reader, or another training writing the same run, never sees a half-written file."""
+    tmp = path.with_name(f".{path.stem}-{os.getpid()}-{threading.get_ident()}{path.suffix}")
     try:
-        import matplotlib
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+
+def plot_curves(results: Sequence[RunResult], path: Path, title: str) -> Path | None:
+    """Training loss and validation metric per epoch (one line per seed) as a PNG; None without matplotlib.
+
+    A figure of its own, not pyplot's: pyplot's global figure list is not safe for two trainings at
+    once in one process (threads)."""
+    try:
+        from matplotlib.figure import Figure
     except ImportError:  # the run still completes; the table and metrics.json carry the numbers
         return None
-    fig, (ax_l, ax_v) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    ax_l, ax_v = fig.subplots(1, 2)
     for r in results:
         label = f"seed {r.seed}"
         ax_l.plot(r.curves["epoch"], r.curves["loss"], label=label)
@@ -398,8 +413,7 @@ def plot_curves(results: Sequence[RunResult], path: Path, title: str) -> Path | 
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    replace_file(path, lambda tmp: fig.savefig(tmp, dpi=110))
     return path
 
 
@@ -446,7 +460,8 @@ def save_and_write(conn: Neo4jConnection | None, cfg: TrainConfig, maps: Any, ta
     setting's per-seed stratum records) of :func:`evaluation_tables`, nan as null; on the ModelRun the
     last two are JSON strings (as ``metrics`` and ``baselines`` are).
     """
-    from moakg.kg.writeback import write_model_run, write_predictions
+    from moakg.kg.writeback import write_model_run
+    from moakg.kg.writer import run_lock
 
     head = TABLE_METRICS[cfg.task][0]
     config = cfg.to_dict()
@@ -462,46 +477,54 @@ def save_and_write(conn: Neo4jConnection | None, cfg: TrainConfig, maps: Any, ta
             runs = [out.results[(setting, kind, seed)] for seed in cfg.seeds]
             run_id = run_id_for(cfg, setting, kind, out.data_version)
             out.run_ids[(setting, kind)] = run_id
-            d = runs_dir(cfg) / run_id
-            d.mkdir(parents=True, exist_ok=True)
-            for r in runs:
-                ckpt = {"state_dict": r.model.state_dict(), "config": config, "kind": kind, "seed": r.seed}
-                torch.save(ckpt, d / f"seed{r.seed}.pt")
-            metrics = _summary([r.metrics for r in runs], list(runs[0].metrics))
-            splits = [tasks_by[(setting, s)].split.as_dict() for s in cfg.seeds]
-            ci = out.evaluation.ci95.get((setting, f"gnn:{kind}"))
-            evaluation = {  # JSON-safe: nan -> null
-                "test_metric_ci95": json_safe(list(ci)) if ci is not None else None,
-                "comparison": json_safe(out.evaluation.comparison.get(setting)),
-                "strata": json_safe([r for r in out.evaluation.strata if r["setting"] == setting]),
-            }
-            record = {"run_id": run_id, "config": config, "setting": setting, "model": kind,
-                      "data_version": out.data_version, "splits": splits, "metrics": metrics,
-                      "per_seed": [r.summary() for r in runs], "baselines": base_summary, **evaluation}
-            (d / "metrics.json").write_text(json.dumps(record, indent=2, default=str))
-            png = plot_curves(runs, d / "curves.png", f"{run_id}")
-            out.out_dirs[run_id] = d
-            if not (cfg.write and conn is not None):
-                continue
-            task0 = tasks_by[(setting, cfg.seeds[0])]
-            first = splits[0]
-            props = {
-                "task": cfg.task, "model": kind, "setting": setting, "config": config,
-                "data_version": out.data_version, "split": splits, "split_method": cfg.split,
-                "split_sizes": [first["n_train"], first["n_val"], first["n_test"]], "seeds": list(cfg.seeds),
-                "metrics": metrics, "baselines": base_summary, "checkpoint": str(d),
-                "curves": str(png) if png else None, "val_metric": runs[0].val_metric_name,
-                "metric": head, "test_metric_mean": metrics[head]["mean"],
-                "test_metric_std": metrics[head]["std"],
-                "best_baseline": best_name,
-                "best_baseline_mean": base_summary[best_name][head]["mean"] if best_name else None,
-                "predictions_seed": cfg.seeds[0], "top_k": cfg.top_k,
-                "n_classes": len(getattr(task0, "classes", [])) or None,
-                **evaluation,
-            }
-            for m in TABLE_METRICS[cfg.task]:
-                props[f"test_{m.replace('@', '_at_')}"] = metrics.get(m, {}).get("mean")
-            write_model_run(conn, run_id, props)
-            rel, rows = prediction_rows(cfg, task0, maps, runs[0])
-            counts = write_predictions(conn, run_id, rel, rows)
-            out.predictions_written[run_id] = counts["written"]
+            writing = cfg.write and conn is not None
+            # Trainings of the same run (same config, same graph) at once take turns: one writes the
+            # files and the graph, then the other rewrites them whole, never a mix of the two.
+            with run_lock(conn, "ModelRun", run_id) if writing and conn is not None else nullcontext():
+                d = runs_dir(cfg) / run_id
+                d.mkdir(parents=True, exist_ok=True)
+                for r in runs:
+                    ckpt = {"state_dict": r.model.state_dict(), "config": config, "kind": kind,
+                            "seed": r.seed}
+                    replace_file(d / f"seed{r.seed}.pt", lambda tmp, ckpt=ckpt: torch.save(ckpt, tmp))
+                metrics = _summary([r.metrics for r in runs], list(runs[0].metrics))
+                splits = [tasks_by[(setting, s)].split.as_dict() for s in cfg.seeds]
+                ci = out.evaluation.ci95.get((setting, f"gnn:{kind}"))
+                evaluation = {  # JSON-safe: nan -> null
+                    "test_metric_ci95": json_safe(list(ci)) if ci is not None else None,
+                    "comparison": json_safe(out.evaluation.comparison.get(setting)),
+                    "strata": json_safe([r for r in out.evaluation.strata if r["setting"] == setting]),
+                }
+                record = {"run_id": run_id, "config": config, "setting": setting, "model": kind,
+                          "data_version": out.data_version, "splits": splits, "metrics": metrics,
+                          "per_seed": [r.summary() for r in runs], "baselines": base_summary, **evaluation}
+                text = json.dumps(record, indent=2, default=str)
+                replace_file(d / "metrics.json", lambda tmp, text=text: tmp.write_text(text))
+                png = plot_curves(runs, d / "curves.png", f"{run_id}")
+                out.out_dirs[run_id] = d
+                if not writing or conn is None:
+                    continue
+                task0 = tasks_by[(setting, cfg.seeds[0])]
+                first = splits[0]
+                props = {
+                    "task": cfg.task, "model": kind, "setting": setting, "config": config,
+                    "data_version": out.data_version, "split": splits, "split_method": cfg.split,
+                    "split_sizes": [first["n_train"], first["n_val"], first["n_test"]],
+                    "seeds": list(cfg.seeds),
+                    "metrics": metrics, "baselines": base_summary, "checkpoint": str(d),
+                    "curves": str(png) if png else None, "val_metric": runs[0].val_metric_name,
+                    "metric": head, "test_metric_mean": metrics[head]["mean"],
+                    "test_metric_std": metrics[head]["std"],
+                    "best_baseline": best_name,
+                    "best_baseline_mean": base_summary[best_name][head]["mean"] if best_name else None,
+                    "predictions_seed": cfg.seeds[0], "top_k": cfg.top_k,
+                    "n_classes": len(getattr(task0, "classes", [])) or None,
+                    **evaluation,
+                }
+                for m in TABLE_METRICS[cfg.task]:
+                    props[f"test_{m.replace('@', '_at_')}"] = metrics.get(m, {}).get("mean")
+                # the run node and its predictions in one lifecycle: `completed` only with every
+                # prediction written (a crash in between leaves it `running`, and train again completes it)
+                rel, rows = prediction_rows(cfg, task0, maps, runs[0])
+                counts = write_model_run(conn, run_id, props, predictions=(rel, rows))
+                out.predictions_written[run_id] = counts["written"]

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from moakg.console import connect, print_table
+from moakg.errors import UserError
 from moakg.ingest.base import InputFormatError, SourceAdapter
 from moakg.ingest.runner import report_rows, run_adapters
 
@@ -51,16 +52,29 @@ def load_config(path: Path) -> dict[str, dict[str, Any]]:
         config = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise InputFormatError(path, None, "is a folder; expected the sources.toml file") from None
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(path, None, f"not UTF-8 text ({exc.reason} at byte "
+                               f"{exc.object[exc.start:exc.start + 4]!r}); TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputFormatError(path, None, f"not valid TOML ({exc})") from None
     unknown = sorted(set(config) - set(SOURCES))
     if unknown:
         raise InputFormatError(path, f"section [{unknown[0]}]", f"unknown source; expected one of {ORDER}")
+    for name, section in config.items():
+        if not isinstance(section, dict):
+            raise InputFormatError(path, f"section [{name}]", f"expected a [{name}] table of keys, got "
+                                   f"{name} = {section!r}")
     return config
 
 
 def adapters_from_config(path: Path) -> list[SourceAdapter]:
-    """Build every enabled adapter of a sources.toml, in dependency order (validates paths early)."""
+    """Build every enabled adapter of a sources.toml, in dependency order (validates paths early).
+
+    A bad value in a section (a missing or unknown key, a value of the wrong type or out of range) is an
+    :class:`InputFormatError` naming the config file and the section.
+    """
     config = load_config(path)
     base = path.resolve().parent
     out = []
@@ -68,7 +82,15 @@ def adapters_from_config(path: Path) -> list[SourceAdapter]:
         section = dict(config.get(name, {}))
         if not section or not section.pop("enabled", True):
             continue
-        out.append(factory(name)(section, base))
+        try:
+            out.append(factory(name)(section, base))
+        except (InputFormatError, FileNotFoundError):
+            raise  # they name their own file
+        except (UserError, TypeError, ValueError, AttributeError, OverflowError) as exc:  # obo = 5, ...
+            msg = str(exc).removeprefix(f"[{name}] ")
+            if not isinstance(exc, UserError):
+                msg = f"a value of the wrong type or out of range ({type(exc).__name__}: {msg})"
+            raise InputFormatError(path, f"section [{name}]", msg) from None
     return out
 
 

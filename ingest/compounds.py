@@ -192,7 +192,15 @@ class CompoundIndex:
         if key is not None and key in self._ids:
             return found(key, "inchikey")
         if key is not None and key in self._by_alias_key:
-            return found(self._by_alias_key[key], "inchikey")
+            node = self._by_alias_key[key]
+            if node != key and INCHIKEY_RE.match(node) and self._by_ref.get(ref) == node:
+                # This very record again (a re-run, e.g. after a crash), whose compound identity
+                # resolution merged into the node of another InChIKey (another stereo form, a shared id):
+                # placed as the first run placed it, on a node of its own key, which resolution then
+                # merges the same way. Landing on the merged node instead would overwrite the name, the
+                # stamps and the match level that the merge gave it with this record's own.
+                return found(key, "inchikey")
+            return found(node, "inchikey")
         if ref in self._by_ref:  # a re-run, or a node another source created from this record's id
             node = self._by_ref[ref]
             return found(node, "source_id" if node != ref else "none")

@@ -62,6 +62,7 @@ from moakg.ingest.base import (
     InputFormatError,
     SourceAdapter,
     check_config_section,
+    check_int_option,
     config_paths,
     normalise_symbol,
     open_text,
@@ -362,8 +363,7 @@ class ConsensusMatrixAdapter(SourceAdapter):
             raise UserError(f"id_type must be one of {ID_TYPES}, not {id_type!r}")
         if gene_type not in GENE_TYPES:
             raise UserError(f"gene_type must be one of {GENE_TYPES}, not {gene_type!r}")
-        if top_k < 1:
-            raise UserError("top_k must be >= 1")
+        check_int_option("top_k", top_k)
         self.matrix = Path(matrix)
         if not self.matrix.exists():
             raise FileNotFoundError(f"{self.matrix}: no such file")

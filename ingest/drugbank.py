@@ -35,12 +35,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Annotated, Any
 from xml.etree import ElementTree as ET
+from xml.parsers import expat
 
 import typer
 from tqdm.auto import tqdm
 
 from moakg.errors import UserError
-from moakg.ingest.base import InputFormatError, SourceAdapter, normalise_symbol, open_text
+from moakg.ingest.base import (
+    GZIP_ERRORS,
+    InputFormatError,
+    SourceAdapter,
+    normalise_symbol,
+    open_text,
+    require_file,
+)
 from moakg.ingest.compounds import (
     CompoundIdentity,
     CompoundIndex,
@@ -120,12 +128,16 @@ class DrugRecord:
 # --------------------------------------------------------------------------------------------- XML
 def open_binary(path: Path) -> IO[bytes]:
     """Plain, gzip (by magic bytes) or a zip archive (its first .xml member, else its only member)."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+    require_file(path)
     if zipfile.is_zipfile(path):
-        zf = zipfile.ZipFile(path)
-        names = [n for n in zf.namelist() if n.lower().endswith(".xml")] or zf.namelist()
-        return zf.open(names[0])
+        try:
+            zf = zipfile.ZipFile(path)
+            names = [n for n in zf.namelist() if n.lower().endswith(".xml")] or zf.namelist()
+            if not names:
+                raise InputFormatError(path, None, "empty zip archive; expected the DrugBank XML in it")
+            return zf.open(names[0])
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, *GZIP_ERRORS) as exc:  # encrypted,
+            raise InputFormatError(path, None, f"unreadable zip archive ({exc})") from None  # unknown method
     with open(path, "rb") as f:
         magic = f.read(2)
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
@@ -188,13 +200,78 @@ def xml_drug_record(drug: ET.Element, record: int, categories: Sequence[str]) ->
     return rec
 
 
+class NoDoctypeReader:
+    """A binary reader that refuses an XML document with a DOCTYPE before the XML parser reads it.
+
+    DrugBank XML declares no DTD, and a DTD is what the XML attacks need: external entities (XXE: the
+    parser would read a local file or a URL into the text) and nested entity expansion ("billion
+    laughs", quadratic blow-up). ``xml.etree`` never fetches external entities and expat >= 2.4 caps
+    expansion, but the first depends on the parser's defaults and the second on the expat Python was
+    built with; refusing any DTD depends on neither (and needs no dependency such as defusedxml).
+
+    A second expat parser reads the prolog (everything before the root element's start tag) in small
+    pieces, before the real parser gets those bytes: its DOCTYPE handler fires at ``<!DOCTYPE name``,
+    before any entity is declared or expanded, and raises. It decodes like the real parser (BOM, UTF-16,
+    the encoding declaration), so no encoding hides a DTD; '<!DOCTYPE' in a comment or CDATA section is
+    text, not a DTD. After the root start tag it only passes bytes on (a DTD cannot come later).
+    """
+
+    PIECE = 256  # bytes the checker reads at a time: what it may parse after a DOCTYPE begins
+    #: a longer prolog is refused: DrugBank's is one short XML declaration, and expat (< 2.6) rescans a
+    #: token that spans pieces, so a megabyte-long comment would take seconds in pieces this small
+    MAX_PROLOG = 64 * 1024
+
+    def __init__(self, raw: IO[bytes], path: Path) -> None:
+        self._raw, self._path, self._in_prolog, self._fed = raw, path, True, 0
+        self._checker = expat.ParserCreate()
+        self._checker.StartDoctypeDeclHandler = self._doctype
+        self._checker.StartElementHandler = self._root
+
+    def _doctype(self, name: str, *_: Any) -> None:
+        raise InputFormatError(
+            self._path, self._checker.CurrentLineNumber,
+            f"document type declaration <!DOCTYPE {name} ...> refused: DrugBank XML has none, and a DTD's "
+            "entities can read local files (XXE) or expand without bound (billion laughs)",
+        )
+
+    def _root(self, *_: Any) -> None:
+        self._in_prolog = False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        try:
+            for i in range(0, len(data), self.PIECE):
+                if not self._in_prolog:
+                    break
+                if self._fed >= self.MAX_PROLOG:
+                    raise InputFormatError(
+                        self._path, self._checker.CurrentLineNumber,
+                        f"no root element in the first {self.MAX_PROLOG // 1024} KiB (a DrugBank XML starts "
+                        "with <drugbank> after its XML declaration)")
+                self._checker.Parse(data[i : i + self.PIECE], False)
+                self._fed += self.PIECE
+            if not data and self._in_prolog:
+                self._checker.Parse(b"", True)  # end of file in the prolog: no root element
+        except InputFormatError:
+            raise
+        except expat.ExpatError as exc:
+            raise InputFormatError(self._path, exc.lineno, f"malformed XML (column {exc.offset}): "
+                                   f"{expat.ErrorString(exc.code)}") from None
+        except (LookupError, ValueError) as exc:  # the declared encoding: unknown to Python ('nonsense'),
+            # or a multi-byte one expat does not know by that name ('UTF-16-BE'), which xml.etree fails on
+            # with the same ValueError
+            raise InputFormatError(self._path, 1, f"unsupported encoding in the XML declaration ({exc}); "
+                                   "save the file as UTF-8") from None
+        return data
+
+
 def iter_xml_drugs(path: Path, categories: Sequence[str] = ("target",)) -> Iterator[DrugRecord]:
-    """Stream the top-level drugs of a DrugBank XML file with flat memory."""
+    """Stream the top-level drugs of a DrugBank XML file with flat memory (any DOCTYPE is refused)."""
     path = Path(path)
     drug_tag, depth, root, record = _q("drug"), 0, None, 0
     with open_binary(path) as f:
         try:
-            for event, elem in ET.iterparse(f, events=("start", "end")):
+            for event, elem in ET.iterparse(NoDoctypeReader(f, path), events=("start", "end")):
                 if event == "start":
                     depth += 1
                     if depth == 1:
@@ -222,6 +299,9 @@ def iter_xml_drugs(path: Path, categories: Sequence[str] = ("target",)) -> Itera
         except ET.ParseError as exc:
             line, col = exc.position
             raise InputFormatError(path, line, f"malformed XML (column {col}): {exc}") from None
+        except (*GZIP_ERRORS, zipfile.BadZipFile) as exc:
+            raise InputFormatError(path, f"record {record + 1}", "truncated or corrupt gzip / zip data "
+                                   f"({exc or type(exc).__name__})") from None
 
 
 # ---------------------------------------------------------------------------------------- tables
@@ -233,13 +313,21 @@ def _csv_records(path: Path, delimiter: str, required: Sequence[str]) -> Iterato
             header = [h.strip().lstrip("\ufeff") for h in next(reader)]
         except StopIteration:
             raise InputFormatError(path, 1, f"empty file; expected a header with {list(required)}") from None
+        except csv.Error as exc:
+            raise InputFormatError(path, 1, f"malformed delimited text: {exc}") from None
         missing = [c for c in required if c not in header]
         if missing:
             raise InputFormatError(
                 path, 1, f"header is missing required column(s) {missing}; got {header}"
             )
         last = reader.line_num
-        for fields in reader:
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:  # a field over csv's size limit, a NUL, a stray quote ...
+                raise InputFormatError(path, last + 1, f"malformed delimited text: {exc}") from None
             start, last = last + 1, reader.line_num
             if not any(v.strip() for v in fields):
                 continue
@@ -264,10 +352,13 @@ def read_gene_info(path: Path) -> dict[int, str]:
             )
         i, j = header.index(id_col), header.index(sym_col)
         out: dict[int, str] = {}
-        for line in f:
+        for lineno, line in enumerate(f, start=2):
             fields = line.rstrip("\r\n").split("\t")
-            if len(fields) <= max(i, j):
+            if not line.strip():
                 continue
+            if len(fields) != len(header):  # a cut line would otherwise give a cut symbol ('PTGS2' -> 'PTG')
+                raise InputFormatError(path, lineno, f"expected {len(header)} tab-separated fields (as in "
+                                       f"the header), got {len(fields)}")
             gid, sym = fields[i].strip(), fields[j].strip()
             if gid.isdigit() and sym and sym != "-":  # skips '100510314///27341' multi-gene probes
                 out.setdefault(int(gid), sym)
@@ -327,6 +418,8 @@ class DrugBankAdapter(SourceAdapter):
             raise UserError("give at least one DrugBank input: xml, vocabulary or drugs_tsv")
         if p["proteins_tsv"] is not None and p["drugs_tsv"] is None:
             raise UserError("proteins_tsv needs drugs_tsv (the drugs it refers to)")
+        if organism is not None and not isinstance(organism, str):  # checked here, not deep in the parsing
+            raise UserError(f"organism must be a name such as 'Humans', got {organism!r}")
         bad = [c for c in categories if c not in CATEGORIES]
         if bad or not categories:
             raise UserError(f"categories must be a non-empty subset of {CATEGORIES}, got {list(categories)}")

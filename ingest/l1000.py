@@ -40,7 +40,14 @@ import pandas as pd
 import typer
 
 from moakg.errors import UserError
-from moakg.ingest.base import InputFormatError, SourceAdapter, check_config_section, normalise_moa
+from moakg.ingest.base import (
+    InputFormatError,
+    SourceAdapter,
+    check_config_section,
+    check_int_option,
+    check_number_option,
+    normalise_moa,
+)
 from moakg.ingest.compounds import CompoundIndex, canonical_smiles
 from moakg.ingest.l1000_consensus import VEHICLE, CollapseStats, collapse
 from moakg.ingest.l1000_io import DEFAULT_CHUNK_ROWS, GctFile, GctxFile, L1000Matrix
@@ -100,8 +107,24 @@ class L1000Adapter(SourceAdapter):
         super().__init__()
         if (gctx is None) == (gct is None):
             raise UserError("give exactly one matrix: gctx (HDF5) or gct (text)")
-        if top_k < 1:
-            raise UserError("top_k must be >= 1")
+        # Options are checked here, not where they are first used, deep inside the parsing.
+        check_int_option("top_k", top_k)
+        check_int_option("chunk_rows", chunk_rows)
+        for name, value in (("min_tas", min_tas), ("min_cc_q75", min_cc_q75), ("mad_floor", mad_floor),
+                            ("max_pct_self_rank_q25", max_pct_self_rank_q25)):
+            check_number_option(name, value)
+        for name, value in (("all_genes", all_genes), ("compounds_only", compounds_only),
+                            ("require_hiq", require_hiq), ("require_qc_pass", require_qc_pass)):
+            if not isinstance(value, bool):
+                raise UserError(f"{name} must be true or false, got {value!r}")
+        if str(level) not in ("auto", "3", "4", "5"):
+            raise UserError(f"level must be auto, 3, 4 or 5, not {level!r}")
+        if pct_self_rank_scale not in ("auto", "fraction", "percent"):
+            raise UserError(f"pct_self_rank_scale must be auto, fraction or percent, not "
+                            f"{pct_self_rank_scale!r}")
+        if pert_types is not None and (isinstance(pert_types, str)
+                                       or not all(isinstance(t, str) for t in pert_types)):
+            raise UserError(f"pert_types must be a list of pert_type names, got {pert_types!r}")
         self.matrix_path = Path(gctx if gctx is not None else gct)  # type: ignore[arg-type]
         self.is_gctx = gctx is not None
         self.sig_info, self.gene_info = _paths(sig_info), _paths(gene_info)

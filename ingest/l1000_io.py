@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from moakg.ingest.base import InputFormatError, open_text
+from moakg.ingest.base import InputFormatError, TextDecodeError, open_text, require_file
 
 DATA_PATH = "0/DATA/0/matrix"
 COL_META = "0/META/COL"
@@ -34,6 +34,10 @@ DEFAULT_CHUNK_ROWS = 2000
 #: what GCT text files of the CMap family write for a missing value (read as NaN, as cmapPy does)
 MISSING_VALUE_TOKENS = frozenset({"", "NA", "na", "N/A", "NaN", "nan", "NAN", "-666", "-666.0", "-666.00"})
 MISSING_VALUE_CODE = -666.0
+#: what h5py raises for a corrupt file: OSError mostly, KeyError ('Unable to open object (bad object
+#: header ...)') and RuntimeError ('bad symbol table node signature') for damaged object headers, and
+#: UnicodeDecodeError for a damaged object name
+HDF5_ERRORS: tuple[type[Exception], ...] = (OSError, KeyError, RuntimeError, UnicodeDecodeError)
 
 
 def decode_strings(values: np.ndarray | Sequence) -> list[str]:
@@ -101,9 +105,7 @@ class GctxFile(L1000Matrix):
     """A GCTX file: metadata is read at open; matrix values are read in row blocks on demand."""
 
     def __init__(self, path: Path | str, col_fields: Sequence[str] | None = None) -> None:
-        self.path = Path(path)
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such file")
+        self.path = require_file(Path(path))
         if not h5py.is_hdf5(self.path):
             with open(self.path, "rb") as f:
                 head = f.read(64)
@@ -116,38 +118,54 @@ class GctxFile(L1000Matrix):
             raise InputFormatError(self.path, None, "not an HDF5 file (no HDF5 signature); expected GCTX")
         try:
             with h5py.File(self.path, "r") as h5:
-                for need in (DATA_PATH, COL_META, ROW_META):
+                for need, kind in ((DATA_PATH, h5py.Dataset), (COL_META, h5py.Group), (ROW_META, h5py.Group)):
                     if need not in h5:
                         raise InputFormatError(self.path, f"/{need}", "missing: not a GCTX layout")
+                    if not isinstance(h5[need], kind):
+                        raise InputFormatError(self.path, f"/{need}",
+                                               f"expected an HDF5 {kind.__name__.lower()}: not a GCTX layout")
                 self.col_meta = self._meta(h5[COL_META], "COL", col_fields)
                 self.row_meta = self._meta(h5[ROW_META], "ROW", None)
                 ds = h5[DATA_PATH]
                 if ds.ndim != 2:
                     raise InputFormatError(self.path, f"/{DATA_PATH}", f"expected 2-D, got shape {ds.shape}")
+                if ds.dtype.kind not in "fiu":  # strings, complex, compound types: not z-scores
+                    raise InputFormatError(self.path, f"/{DATA_PATH}",
+                                           f"expected numbers, got dtype {ds.dtype}")
                 if ds.shape != (len(self.col_meta), len(self.row_meta)):
                     raise InputFormatError(
                         self.path, f"/{DATA_PATH}",
                         f"matrix shape {ds.shape} does not match (n COL ids, n ROW ids) = "
                         f"({len(self.col_meta)}, {len(self.row_meta)})",
                     )
-        except OSError as exc:  # truncated / corrupt HDF5: h5py raises OSError from the C library
+        except HDF5_ERRORS as exc:  # truncated / corrupt HDF5: what h5py raises from the C library
             raise InputFormatError(self.path, None, f"corrupt or truncated HDF5 file: {exc}") from exc
+
+    def _field(self, group: h5py.Group, name: str) -> np.ndarray:
+        """A metadata field: one 1-D dataset (h5py cannot read a group, nor can a scalar be iterated)."""
+        obj = group[name]
+        if not isinstance(obj, h5py.Dataset) or obj.ndim != 1:
+            shape = obj.shape if isinstance(obj, h5py.Dataset) else "a group"
+            raise InputFormatError(self.path, f"{group.name}/{name}", f"expected a 1-D dataset, got {shape}")
+        return obj[()]
 
     def _meta(self, group: h5py.Group, which: str, fields: Sequence[str] | None) -> pd.DataFrame:
         if "id" not in group:
             raise InputFormatError(self.path, f"/{group.name}", f"no 'id' dataset in {which} metadata")
-        ids = decode_strings(group["id"][()])
+        ids = decode_strings(self._field(group, "id"))
         cols = {}
         for name in group:
             if name == "id" or (fields is not None and name not in fields):
                 continue
-            values = group[name][()]
+            values = self._field(group, name)
             if values.shape != (len(ids),):
                 raise InputFormatError(
                     self.path, f"{group.name}/{name}", f"has shape {values.shape}, expected ({len(ids)},)"
                 )
             cols[name] = decode_strings(values)
         meta = pd.DataFrame(cols, index=pd.Index(ids, name="id"), dtype=object)
+        if (empty := next((j for j, i in enumerate(ids) if not i.strip()), None)) is not None:
+            raise InputFormatError(self.path, f"{group.name}/id", f"{which} id {empty + 1} is empty")
         if not meta.index.is_unique:
             dup = meta.index[meta.index.duplicated()][:5].tolist()
             raise InputFormatError(self.path, f"/{group.name}/id", f"duplicate {which} ids, e.g. {dup}")
@@ -171,7 +189,7 @@ class GctxFile(L1000Matrix):
                     if rows is not None:
                         block = block[:, rows]
                     yield pos, np.asarray(block, dtype=np.float32)
-        except OSError as exc:
+        except HDF5_ERRORS as exc:
             raise InputFormatError(self.path, f"/{DATA_PATH}", f"cannot read matrix values: {exc}") from exc
 
 
@@ -193,7 +211,7 @@ class GctFile(L1000Matrix):
         try:
             with open_text(self.path, encoding="utf-8") as f:
                 self._parse(f)
-        except UnicodeDecodeError:  # older CMap text files are latin-1 ('µM'); latin-1 never fails
+        except TextDecodeError:  # older CMap text files are latin-1 ('µM'); latin-1 never fails
             with open_text(self.path, encoding="latin-1") as f:
                 self._parse(f)
 
@@ -220,6 +238,8 @@ class GctFile(L1000Matrix):
                 3, f"header has {len(header)} fields, expected 1 + {n_rmeta} row-metadata + {n_cols} columns"
             )
         col_ids = header[1 + n_rmeta :]
+        if (empty := next((j for j, c in enumerate(col_ids) if not c.strip()), None)) is not None:
+            raise self._err(3, f"column {2 + n_rmeta + empty}: empty column id (the signature id)")
         row_fields = ["Description"] if version == "#1.2" else header[1 : 1 + n_rmeta]
         col_fields: dict[str, list[str]] = {}
         lineno = 3
@@ -232,7 +252,9 @@ class GctFile(L1000Matrix):
             col_fields[parts[0]] = parts[1 + n_rmeta :]
         ids: list[str] = []
         rmeta: list[list[str]] = []
-        values = np.empty((n_rows, n_cols), dtype=np.float32)
+        # Rows are kept as they are read, not written into an array sized by the dimension line: a
+        # hostile '99999999999<TAB>3' must end in 'file ends early', not in allocating terabytes first.
+        value_rows: list[np.ndarray] = []
         for i in range(n_rows):
             lineno += 1
             parts = _split(f.readline())
@@ -240,17 +262,20 @@ class GctFile(L1000Matrix):
                 what = "file ends early" if parts == [""] else f"{len(parts)} fields"
                 raise self._err(lineno, f"data row {i + 1} of {n_rows}: {what}, "
                                 f"expected {1 + n_rmeta + n_cols} fields")
+            if not parts[0].strip():
+                raise self._err(lineno, f"data row {i + 1} of {n_rows}: empty row id")
             ids.append(parts[0])
             rmeta.append(parts[1 : 1 + n_rmeta])
             cells = parts[1 + n_rmeta :]
             try:
-                values[i] = np.asarray(cells, dtype=np.float64)
+                value_rows.append(np.asarray(cells, dtype=np.float64).astype(np.float32))
             except ValueError:
                 cells = [x if x.strip() not in MISSING_VALUE_TOKENS else "nan" for x in cells]
                 bad = next((x for x in cells if not _is_float(x)), None)
                 if bad is not None:
                     raise self._err(lineno, f"non-numeric value {bad!r} in data row {parts[0]!r}") from None
-                values[i] = np.asarray(cells, dtype=np.float64)
+                value_rows.append(np.asarray(cells, dtype=np.float64).astype(np.float32))
+        values = np.array(value_rows, dtype=np.float32).reshape(n_rows, n_cols)
         values[values == MISSING_VALUE_CODE] = np.nan  # CMap's numeric missing code
         self.missing_values = int(np.isnan(values).sum())
         extra = [ln for ln in f if ln.strip()]

@@ -89,6 +89,8 @@ CELL_ALIASES: dict[str, tuple[str, ...]] = {
 }
 _ALIASES = {"sig": SIG_ALIASES, "gene": GENE_ALIASES, "pert": PERT_ALIASES, "cell": CELL_ALIASES}
 TABLE_NAMES = {"sig": "sig_info", "gene": "gene_info", "pert": "pert_info", "cell": "cell_info"}
+#: more header columns than any metadata table has (CLUE's widest has ~40): refused, not parsed for minutes
+MAX_TABLE_COLUMNS = 10_000
 _NUM_UNIT_RE = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
 _MOLAR_TO_UM = {"pM": 1e-6, "nM": 1e-3, "uM": 1.0, "mM": 1e3, "M": 1e6}
 
@@ -107,9 +109,14 @@ def clean_str(value: object) -> str | None:
 
 
 def to_float(values: pd.Series) -> tuple[pd.Series, int]:
-    """Text to float; missing codes -> NaN. Returns (floats, number of unparseable non-missing values)."""
+    """Text to float; missing codes -> NaN. Returns (floats, number of unparseable non-missing values).
+
+    'inf' / '1e999' are unparseable too (NaN): no QC metric is infinite, and an infinite nsample cannot
+    become the integer n_replicates.
+    """
     s = values.astype(object).map(lambda v: None if is_missing(v) else str(v).strip())
     num = pd.to_numeric(s, errors="coerce").astype(float)
+    num[np.isinf(num)] = np.nan
     bad = int((num.isna() & s.notna()).sum())
     num[num == -666] = np.nan  # numeric -666 (e.g. float GCTX fields) is the same missing code
     return num, bad
@@ -191,6 +198,7 @@ def read_table(path: Path | str) -> pd.DataFrame:
     """A tab-separated metadata table as text (plain or gzip); nothing is turned into NaN here."""
     path = Path(path)
     try:
+        _check_first_row(path)
         with open_text(path) as f:
             df = pd.read_csv(f, sep="\t", dtype=str, keep_default_na=False, na_filter=False,
                              quoting=csv.QUOTE_NONE)
@@ -201,6 +209,27 @@ def read_table(path: Path | str) -> pd.DataFrame:
         raise InputFormatError(path, 1, "empty file, expected a tab-separated header line") from exc
     df.columns = [str(c).strip() for c in df.columns]
     return df
+
+
+def _check_first_row(path: Path) -> None:
+    """The first data row has no more fields than the header.
+
+    pandas reads the extra leading fields of a longer first row as an index: one extra field silently
+    shifts every column by one, and a line of a million tabs builds a million-level index for minutes.
+    Longer rows further down are pandas' own ParserError (with the line).
+    """
+    with open_text(path) as f:
+        width = len(f.readline().rstrip("\r\n").split("\t"))
+        if width > MAX_TABLE_COLUMNS:  # pandas needs ~70 us a column: a line of a million tabs, a minute
+            raise InputFormatError(path, 1, f"{width} tab-separated columns in the header; a metadata table "
+                                   f"has at most {MAX_TABLE_COLUMNS:,}")
+        for lineno, line in enumerate(f, start=2):
+            if line.rstrip("\r\n"):
+                n = len(line.rstrip("\r\n").split("\t"))
+                if n > width:
+                    raise InputFormatError(path, lineno, f"{n} tab-separated fields, expected {width} (as in "
+                                           "the header)")
+                return
 
 
 def table_kind(df: pd.DataFrame) -> str | None:

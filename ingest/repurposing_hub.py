@@ -27,7 +27,7 @@ from typing import Annotated, Any
 import typer
 
 from moakg.errors import UserError
-from moakg.ingest.base import InputFormatError, SourceAdapter, normalise_moa, normalise_symbol
+from moakg.ingest.base import InputFormatError, SourceAdapter, normalise_moa, normalise_symbol, require_file
 from moakg.ingest.compounds import CompoundIdentity, CompoundIndex, canonical_smiles, structure_inchikey
 from moakg.ingest.runner import run_adapter_cli
 from moakg.kg.writer import Batch, NodeBatch, RelBatch
@@ -74,7 +74,7 @@ def decode_hub_text(raw: bytes) -> tuple[str, str]:
 
 def read_hub_table(path: Path, required: Sequence[str], strict_width: bool = True) -> Table:
     """Read a Hub table; lines that *start* with '!' are comments ('!' inside a line is data)."""
-    text, encoding = decode_hub_text(Path(path).read_bytes())
+    text, encoding = decode_hub_text(require_file(Path(path)).read_bytes())
     header: list[str] | None = None
     header_line = 0
     rows: list[tuple[int, list[str]]] = []
@@ -83,7 +83,10 @@ def read_hub_table(path: Path, required: Sequence[str], strict_width: bool = Tru
         line = line.rstrip("\r")
         if line.startswith("!") or not line.strip():
             continue
-        fields = next(csv.reader([line], delimiter="\t", quotechar='"'))
+        try:
+            fields = next(csv.reader([line], delimiter="\t", quotechar='"'))
+        except csv.Error as exc:  # a field over csv's size limit, a lone carriage return inside the line
+            raise InputFormatError(path, lineno, f"malformed tab-separated line: {exc}") from None
         if header is None:
             header, header_line = [f.strip() for f in fields], lineno
             missing = [c for c in required if c not in header]

@@ -14,6 +14,7 @@ favourite needs nothing but the Browser.
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from moakg.kg.queries import NamedQuery, load_query
 
 #: the explanation queries of the favourites archive, in the order the Browser lists them
 EXPLANATION_QUERIES = ("explanation_paths", "explanations_recovering_targets", "metapaths_for_moa")
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def cypher_literal(value: Any) -> str:
@@ -49,11 +51,10 @@ def inline_query(name: str, values: Mapping[str, Any] | None = None) -> str:
     """Query ``name`` with its parameters written in as literals (header defaults for those left out):
     one statement to type into the Browser, which draws the ``path`` columns it returns."""
     q = load_query(name)
-    text = query_body(q)
-    # longest names first, so a parameter whose name extends another's is replaced whole
-    for pname, value in sorted(_values(q, values or {}).items(), key=lambda kv: -len(kv[0])):
-        text = text.replace(f"${pname}", cypher_literal(value))
-    return text
+    literals = {p: cypher_literal(v) for p, v in _values(q, values or {}).items()}
+    # One pass over the body: every `$name` whole (never `$top` inside `$top_k`), and never again inside
+    # a literal written in before (a value holding `$other` stays that text, inside its quotes).
+    return _PARAM.sub(lambda m: literals.get(m.group(1), m.group(0)), query_body(q))
 
 
 def favorite_script(name: str, values: Mapping[str, Any] | None = None) -> str:

@@ -41,7 +41,7 @@ from moakg.errors import UserError
 from moakg.ingest.base import SourceAdapter
 from moakg.kg.bulk_files import ARRAY_DELIMITER_OPTION, CsvParts, RelSpool
 from moakg.kg.connection import Neo4jConnection, Neo4jSettings
-from moakg.kg.local_server import LocalNeo4j
+from moakg.kg.local_server import LocalNeo4j, LocalNeo4jError
 from moakg.kg.schema import GraphSchema, _ident, current_schema, init_schema
 from moakg.kg.writer import DEFAULT_BATCH_SIZE, IngestReport, spooling
 
@@ -211,6 +211,16 @@ def bulk_ingest(
     server.stop()
     try:
         server.admin(args, log=folder / "neo4j-admin.log")
+    except BaseException as exc:
+        # --overwrite-destination replaced the staged database as the import began, and an import cut
+        # short leaves files the server cannot start ("transaction logs are missing"): removed, so that
+        # it starts with an empty database (nothing of the load is lost: the import files stay).
+        if server.state() is None:
+            server.remove_database("neo4j")
+            if isinstance(exc, LocalNeo4jError):
+                raise LocalNeo4jError(f"{exc} -- the database is empty again: run `moakg ingest all --bulk` "
+                                      f"again (the import files are kept in {folder})") from exc
+        raise
     finally:
         server.start()
     seconds["import"] = time.perf_counter() - t2

@@ -2,12 +2,17 @@
 
 Errors are turned into one clear line (never a traceback, never the password); transient errors are
 retried with exponential backoff by the driver's managed transactions (``execute_write``/``execute_read``)
-and, for connecting, by :meth:`Neo4jConnection.verify`.
+and, for connecting, by :meth:`Neo4jConnection.verify`. A server that goes away while a command works
+(stopped, killed, restarted) and does not come back within the driver's retries is reported the same
+way: :class:`Neo4jUnavailable`, one line, instead of the driver's ``ServiceUnavailable`` /
+``SessionExpired`` (a traceback, and a report of a bug in moakg).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +26,13 @@ from moakg.errors import UserError
 from moakg.kg.local_server import LocalNeo4j
 
 T = TypeVar("T")
+#: what the driver raises when the server is gone (refused, reset, killed, restarting)
+CONNECTION_LOST = (ServiceUnavailable, SessionExpired)
+
+# The driver logs every retry of a transaction as a WARNING ("Transaction failed and will be retried in
+# ...s"); without a logging configuration Python prints each on stderr, a dozen lines before the one-line
+# error. A handler here keeps them out of the terminal; an application that configures logging sees them.
+logging.getLogger("neo4j").addHandler(logging.NullHandler())
 
 
 class Neo4jUnavailable(UserError, RuntimeError):
@@ -65,6 +77,19 @@ def _hint(settings: Neo4jSettings) -> str:
     if settings.local:
         return "run `moakg neo4j start` or set NEO4J_URI"
     return "check that the server runs and that NEO4J_URI is right"
+
+
+def connection_lost(settings: Neo4jSettings, exc: BaseException) -> Neo4jUnavailable:
+    """The one-line error for a server that went away while a command worked (``exc``: the driver's)."""
+    text = " ".join(str(exc).split())
+    errno = re.search(r"reason (\[Errno \d+\][^)]*)", text)  # "... (reason [Errno 111] Connection refused)"
+    # without the driver's address objects: "Failed to read from defunct connection IPv4Address((...))"
+    plain = re.sub(r"\s*\(?(Resolved)?IPv[46]Address\(\(.*?\)\)\)?", "", text).strip()
+    reason = errno.group(1) if errno else (plain[:160] or type(exc).__name__)
+    return Neo4jUnavailable(
+        f"lost the connection to Neo4j at {settings.uri} ({reason}); {_hint(settings)}, then run the same "
+        "command again: it completes what was cut short"
+    )
 
 
 class Neo4jConnection:
@@ -112,9 +137,14 @@ class Neo4jConnection:
                 time.sleep(backoff * 2**attempt)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        with self._driver.session(database=self.database) as s:
-            yield s
+    def session(self, **config: Any) -> Iterator[Session]:
+        """A driver session (``config``: the driver's session options, e.g. ``fetch_size``); the server
+        going away inside the block raises :class:`Neo4jUnavailable`."""
+        try:
+            with self._driver.session(database=self.database, **config) as s:
+                yield s
+        except CONNECTION_LOST as exc:
+            raise connection_lost(self.settings, exc) from exc
 
     def write(self, work: Callable[[ManagedTransaction], T]) -> T:
         """Run ``work`` in one write transaction, retried on transient errors."""
@@ -127,7 +157,10 @@ class Neo4jConnection:
 
     def query(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
         """Run one auto-routed query (retried on transient errors) and return its records as dicts."""
-        records, _, _ = self._driver.execute_query(cypher, params, database_=self.database)
+        try:
+            records, _, _ = self._driver.execute_query(cypher, params, database_=self.database)
+        except CONNECTION_LOST as exc:
+            raise connection_lost(self.settings, exc) from exc
         return [r.data() for r in records]
 
     def close(self) -> None:

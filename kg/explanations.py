@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from moakg.kg.connection import Neo4jConnection
-from moakg.kg.schema import current_schema
+from moakg.kg.schema import _ident, current_schema
 from moakg.kg.writer import Batch, Delete, NodeBatch, Provenance, RelBatch, write_atomic
 
 #: prediction kind -> (label, key) of the node the explanation is FOR
@@ -136,11 +136,11 @@ def path_query(path: dict[str, Any]) -> str:
     from moakg.kg.browser_favorites import cypher_literal
 
     schema = current_schema()
-    nodes = [f"(n{i}:{t} {{{schema.key_of(t)}: {cypher_literal(k)}}})"
+    nodes = [f"(n{i}:{_ident(t)} {{{_ident(schema.key_of(t))}: {cypher_literal(k)}}})"
              for i, (t, k) in enumerate(zip(path["node_types"], path["node_keys"], strict=True))]
     text = nodes[0]
     for i, (rel, fwd) in enumerate(zip(path["rel_types"], path["forward"], strict=True), start=1):
-        text += (f"-[:{rel}]->" if fwd else f"<-[:{rel}]-") + nodes[i]
+        text += (f"-[:{_ident(rel)}]->" if fwd else f"<-[:{_ident(rel)}]-") + nodes[i]
     return f"MATCH p = {text} RETURN p LIMIT 1"
 
 

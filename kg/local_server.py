@@ -237,7 +237,7 @@ class LocalNeo4j:
 
     def _wait_for_bolt(self, proc: subprocess.Popen, password: str, timeout: float) -> None:
         from neo4j import GraphDatabase
-        from neo4j.exceptions import AuthError, ServiceUnavailable
+        from neo4j.exceptions import AuthError, DatabaseUnavailable, ServiceUnavailable
 
         deadline = time.monotonic() + timeout
         uri = f"bolt://127.0.0.1:{self.bolt_port}"
@@ -256,6 +256,15 @@ class LocalNeo4j:
                     return
                 except (ServiceUnavailable, AuthError, OSError):
                     pass  # Bolt is up before the password is set; try again.
+                except DatabaseUnavailable:  # the server runs, its database did not start (retried)
+                    db = self.home / "data" / "databases" / "neo4j"
+                    tx = self.home / "data" / "transactions" / "neo4j"
+                    raise LocalNeo4jError(
+                        f"Neo4j started but its database did not (see {self.home / 'logs' / 'debug.log'}). A "
+                        f"neo4j-admin import that was cut short (`moakg ingest all --bulk` stopped while it "
+                        f"imported) leaves files that cannot start: remove {db} and {tx} to start with an "
+                        "empty database, then load it again"
+                    ) from None
             time.sleep(0.5)
         raise LocalNeo4jError(f"Neo4j did not answer on {uri} within {timeout:.0f}s; see {self.log_file}")
 
@@ -267,6 +276,15 @@ class LocalNeo4j:
         self._terminate(st.pid, grace=timeout)
         self.state_file.unlink(missing_ok=True)
         return True
+
+    def remove_database(self, name: str = "neo4j") -> None:
+        """Delete the store and transaction files of database ``name`` (the server must be stopped); the
+        next start creates it again, empty. For a database a cut-short import left unable to start."""
+        if self.state() is not None:
+            raise LocalNeo4jError(f"the database files can only be removed with the server stopped (home "
+                                  f"{self.home})")
+        for kind in ("databases", "transactions"):
+            shutil.rmtree(self.home / "data" / kind / name, ignore_errors=True)
 
     def admin(self, args: list[str], log: Path) -> None:
         """Run ``neo4j-admin <args>`` on this server's files (the server must be stopped), output to ``log``.

@@ -31,6 +31,15 @@ def training_runs(conn: Neo4jConnection) -> list[str]:
     return [r["id"] for r in rows]
 
 
+def added_by(conn: Neo4jConnection, ids: list[str], ingest_run: str) -> list[str]:
+    """Those of the Compounds ``ids`` that IngestRun ``ingest_run`` of ``moakg predict`` wrote and no
+    source has written since (stamped with the run, ``sources`` only the new compounds)."""
+    rows = conn.query("UNWIND $ids AS k MATCH (c:Compound {id: k}) WHERE c.ingest_run = $run "
+                      "AND c.sources = [$new] RETURN c.id AS id ORDER BY id", ids=ids, run=ingest_run,
+                      new=NEW_COMPOUNDS_SOURCE)
+    return [r["id"] for r in rows]
+
+
 def compound_labels(conn: Neo4jConnection, ids: list[str]) -> dict[str, dict[str, list[str]]]:
     """``{Compound.id: {"moas": [...], "targets": [...], "has_signature": bool}}`` of the given compounds that
     exist, so that compounds the graph already knows are flagged, not scored as new."""

@@ -163,10 +163,14 @@ def parse_query_file(path: Path) -> NamedQuery:
     return NamedQuery(path.stem, meta.get("description", ""), tuple(params), path.read_text("utf-8"), path)
 
 
+#: a query name is a file name in queries/ without its extension: never a path (``../x``, ``/etc/x``)
+_QUERY_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
 @cache
 def load_query(name: str) -> NamedQuery:
     path = QUERY_DIR / f"{name}.cypher"
-    if not path.exists():
+    if not _QUERY_NAME.fullmatch(name) or not path.is_file():
         known = ", ".join(q.name for q in list_queries())
         raise UnknownQueryError(f"no query named {name!r} in {QUERY_DIR}; known: {known}")
     return parse_query_file(path)

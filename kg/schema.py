@@ -432,10 +432,20 @@ def schema_summary(conn: Neo4jConnection) -> dict[str, int]:
 
 
 def require_schema(conn: Neo4jConnection) -> None:
-    """Raise a clear error if `moakg db init` has not been run on this database."""
-    version = current_schema().version
-    if schema_summary(conn)["schema_version"] < version:
+    """Raise a clear error if `moakg db init` has not been run on this database, or its uniqueness
+    constraints are gone (e.g. a bulk load cut short between neo4j-admin import and its schema step:
+    every MERGE would then scan its label, and nothing would keep a key unique)."""
+    schema = current_schema()
+    if schema_summary(conn)["schema_version"] < schema.version:
         raise UserError(
-            f"the database at {conn.settings.uri} has no moakg schema (version {version}); "
+            f"the database at {conn.settings.uri} has no moakg schema (version {schema.version}); "
             "run `moakg db init` first"
+        )
+    names = {r["name"] for r in conn.query("SHOW CONSTRAINTS YIELD name RETURN name")}
+    wanted = [st.split()[2] for st in schema.constraint_statements()]  # CREATE CONSTRAINT <name> ...
+    missing = [n for n in wanted if n not in names]
+    if missing:
+        raise UserError(
+            f"the database at {conn.settings.uri} lacks {len(missing)} of moakg's uniqueness constraints "
+            f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); run `moakg db init` first"
         )

@@ -14,6 +14,9 @@ Two ways to run a write:
   node's lifecycle ``running`` -> ``completed`` | ``failed``. A failure part-way leaves the run marked
   ``failed`` with the error; writing the same run again completes it (ids are deterministic, writes are
   MERGEs, and :class:`Delete` items remove a run's earlier results first, so a re-run changes no counts).
+  A crash cannot write that mark (Neo4j killed, or the writing process): the run then stays ``running``
+  until the re-run completes it, and ``attempts`` counts every try that reached the server.
+  Two writes of the same run at once take turns (:func:`run_lock`): the second waits for the first.
 - :func:`write_atomic`: every batch in one transaction, retried as a whole; for small writes that must
   never be seen half-done (one explanation and its paths).
 
@@ -30,9 +33,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +47,7 @@ import numpy as np
 from neo4j import ManagedTransaction
 from tqdm.auto import tqdm
 
-from moakg.kg.connection import Neo4jConnection
+from moakg.kg.connection import Neo4jConnection, Neo4jUnavailable
 from moakg.kg.schema import RelType, _ident, current_schema
 
 if TYPE_CHECKING:
@@ -51,6 +56,7 @@ if TYPE_CHECKING:
 DEFAULT_BATCH_SIZE = 5000
 MAX_MISSING_EXAMPLES = 20
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 #: the bulk load's spool while :func:`spooling` is active (a context variable rather than a parameter:
 #: every adapter's ``ingest`` would otherwise have to pass it down to the writer)
 _SPOOL: ContextVar[RelSpool | None] = ContextVar("moakg_rel_spool", default=None)
@@ -241,8 +247,13 @@ def clean_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """``row`` with driver-ready values and without ``None``/NaN (which are never written)."""
     out = {}
     for k, v in row.items():
-        v = _py(v)
-        if v is not None:
+        t = type(v)
+        if t is str or t is int or t is bool:  # the common case first: millions of rows at scale
+            out[k] = v
+        elif t is float:
+            if v == v:  # not NaN
+                out[k] = v
+        elif (v := _py(v)) is not None:
             out[k] = v
     return out
 
@@ -523,6 +534,64 @@ def _describe_missing(batch: RelBatch, missing: list[dict[str, Any]]) -> str:
     return f"{what} is not in the graph ({len(missing)} {batch.rel_type} relationship(s) with a missing end)"
 
 
+# ------------------------------------------------------------------------------------- run locks
+
+#: key prefix of the (never committed) lock nodes of :func:`run_lock`
+LOCK_PREFIX = "moakg-lock:"
+#: the lock that compound sources take in turn (:func:`moakg.ingest.runner.run_adapters`)
+COMPOUND_LOCK = "compound-identities"
+#: seconds a writer waits for a lock before it says that it waits (once)
+LOCK_NOTE_AFTER = 2.0
+_held = threading.local()
+
+
+@contextmanager
+def run_lock(conn: Neo4jConnection, label: str, name: str, what: str | None = None) -> Iterator[None]:
+    """Hold the lock ``name`` among ``label`` nodes while the block runs; another writer asking for the
+    same lock (another process or thread, with its own connection) waits until the block ends, and after
+    :data:`LOCK_NOTE_AFTER` seconds logs that it waits (``what`` names what it waits for).
+
+    The lock is the uniqueness-constraint entry of an uncommitted ``MERGE (:label {key: 'moakg-lock:'
+    + name})`` in a transaction of its own that is rolled back at the end: the node is never committed
+    (no reader ever sees it), and if the process dies the server rolls the transaction back, so a lock
+    never outlives its holder. Re-entrant within a thread. Without the schema's constraints (``moakg db
+    init`` not run) it does not exclude anything.
+
+    Why: two writes of the same run at once (two ``moakg ingest`` of the same files, two trainings of the
+    same config) would interleave their batches; the run's status would say ``completed`` when the
+    first ends while the second still writes, and a run that deletes before it writes (a ModelRun's
+    predictions) could end up with a mix of both. With the lock the second waits, then writes the run
+    again as a re-run does.
+    """
+    ident = (conn.settings.uri, conn.database, label, name)
+    held: set[tuple[str, ...]] = _held.__dict__.setdefault("locks", set())
+    if ident in held:
+        yield
+        return
+    key = current_schema().key_of(label)
+    query = f"MERGE (:{_ident(label)} {{{_ident(key)}: $name}})"
+    what = what or f"{label} {name}"
+    with conn.session() as session:  # a server gone away: Neo4jUnavailable, one line
+        tx = session.begin_transaction()
+        try:
+            note = threading.Timer(LOCK_NOTE_AFTER, log.warning,
+                                   (f"waiting: another writer holds {what}; this one goes on when it ends",))
+            note.daemon = True
+            note.start()
+            try:
+                tx.run(query, name=LOCK_PREFIX + name).consume()
+            finally:
+                note.cancel()
+            held.add(ident)
+            try:
+                yield
+            finally:
+                held.discard(ident)
+        finally:
+            with suppress(Exception):  # e.g. the server went away: the error to report is the block's
+                tx.close()  # rolls back: the lock node is never committed
+
+
 # ------------------------------------------------------------------------------- runs and modes
 
 
@@ -550,9 +619,19 @@ def _mark_failed(conn: Neo4jConnection, prov: Provenance, exc: BaseException,
                  props: Mapping[str, Any] | None) -> None:
     msg = f"{type(exc).__name__}: {exc}"[:2000]
     try:
-        end_run(conn, prov, "failed", msg, props)
+        if isinstance(exc, Neo4jUnavailable):
+            # The server went away and the driver has already retried for its whole retry time: one
+            # try (it may be back), not another round of retries before the error is reported.
+            with conn.session() as s:
+                s.run(run_end_query(prov.label), id=prov.run_id, status="failed", error=msg,
+                      props=clean_row(props or {})).consume()
+        else:
+            end_run(conn, prov, "failed", msg, props)
     except Exception as mark_exc:  # e.g. Neo4j went away: the original error is the one to raise
         exc.add_note(f"(the {prov.label} {prov.run_id} could not be marked failed: {mark_exc})")
+        if isinstance(exc, Neo4jUnavailable):  # the one line the user reads says where the run stands
+            exc.args = (f"{exc}; the {prov.label} {prov.run_id} stays 'running' until that re-run "
+                        "completes it",)
 
 
 Summary = Callable[[WriteCounts, bool], Mapping[str, Any]]
@@ -575,18 +654,22 @@ def write_run(
     or the iterator producing them), ``failed`` with the error before the exception propagates.
     ``summary(counts, ok)`` gives extra properties stored on the run when it ends. ``new_attempt=False``
     continues a run (a second write of the same run) without counting another attempt.
+
+    Writers of the same run take turns (:func:`run_lock`): a second ``write_run`` of this run started
+    meanwhile elsewhere (another process or thread) waits until this one has marked the run.
     """
-    begin_run(conn, prov, props, new_attempt)
-    writer = BatchWriter(conn, prov, batch_size, on_rows)
-    try:
-        for batch in batches:
-            writer.write(batch)
-    except BaseException as exc:
-        _mark_failed(conn, prov, exc, summary(writer.counts, False) if summary else None)
-        raise
-    status = "staged" if writer.spool is not None else "completed"
-    end_run(conn, prov, status, props=summary(writer.counts, True) if summary else None)
-    return writer.counts
+    with run_lock(conn, prov.label, prov.run_id):  # a second writer of the same run waits here
+        begin_run(conn, prov, props, new_attempt)
+        writer = BatchWriter(conn, prov, batch_size, on_rows)
+        try:
+            for batch in batches:
+                writer.write(batch)
+        except BaseException as exc:
+            _mark_failed(conn, prov, exc, summary(writer.counts, False) if summary else None)
+            raise
+        status = "staged" if writer.spool is not None else "completed"
+        end_run(conn, prov, status, props=summary(writer.counts, True) if summary else None)
+        return writer.counts
 
 
 def write_atomic(
