@@ -21,7 +21,7 @@ def _count(conn: Neo4jConnection, pattern: str) -> int:
     return conn.query(f"MATCH {pattern} RETURN count(*) AS n")[0]["n"]
 
 
-@pytest.mark.parametrize("col_meta", ["table", "gctx"])  # "both" = table values checked against the GCTX
+@pytest.mark.parametrize("col_meta", ["table", "gctx"])  # "both" reads the two paths together
 def test_tiny_synthetic_set_ingests_to_the_expected_counts(
     conn: Neo4jConnection, tmp_path: Path, col_meta: str
 ) -> None:
