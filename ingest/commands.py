@@ -10,6 +10,7 @@ A section with ``enabled = false`` is skipped.
 from __future__ import annotations
 
 import importlib
+import time
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -128,8 +129,6 @@ def ingest_all(
 
 
 def _bulk(adapters: list[SourceAdapter], batch_size: int, folder: Path | None, keep: bool) -> list:
-    import time as _time
-
     from moakg.kg.bulk_import import bulk_ingest
     from moakg.kg.connection import Neo4jSettings
     from moakg.kg.local_server import LocalNeo4j, moakg_home
@@ -138,7 +137,7 @@ def _bulk(adapters: list[SourceAdapter], batch_size: int, folder: Path | None, k
     server = LocalNeo4j() if settings.local else None
     if server is not None and server.state() is None:
         raise typer.BadParameter("the local Neo4j is not running; start it with `moakg neo4j start`")
-    folder = folder or moakg_home() / "bulk" / _time.strftime("%Y%m%d-%H%M%S")
+    folder = folder or moakg_home() / "bulk" / time.strftime("%Y%m%d-%H%M%S")
     result = bulk_ingest(settings, adapters, server=server, folder=folder, batch_size=batch_size,
                          keep_files=keep, echo=typer.echo)
     times = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())

@@ -310,6 +310,20 @@ class RelSpool:
     def saw_nodes(self, label: str, keys: Sequence[Any]) -> None:
         self.node_keys.setdefault(label, set()).update(keys)
 
+    def split_missing(self, start: str, end: str, rows: Sequence[Mapping[str, Any]]) -> tuple[
+            list[Mapping[str, Any]], list[dict[str, Any]]]:
+        """``rows`` whose end nodes were written, and the others as the writer reports them (``start``,
+        ``end``, ``missing_start``, ``missing_end``), as its ``OPTIONAL MATCH`` would find them."""
+        starts, ends = self.node_keys.get(start, set()), self.node_keys.get(end, set())
+        missing, kept = [], []
+        for r in rows:
+            ms, me = r["start"] not in starts, r["end"] not in ends
+            if ms or me:
+                missing.append({"start": r["start"], "end": r["end"], "missing_start": ms, "missing_end": me})
+            else:
+                kept.append(r)
+        return kept, missing
+
     def add(
         self, rel_type: str, start: str, end: str, merge_keys: Sequence[str],
         rows: Sequence[Mapping[str, Any]], stamps: Mapping[str, Any],
@@ -323,14 +337,7 @@ class RelSpool:
                                          [f":START_ID({start})", f":END_ID({end})"])
             self.merge_keys[group] = tuple(merge_keys)
             self._seen[group] = HashSet64()
-        starts, ends = self.node_keys.get(start, set()), self.node_keys.get(end, set())
-        missing, kept = [], []
-        for r in rows:
-            ms, me = r["start"] not in starts, r["end"] not in ends
-            if ms or me:
-                missing.append({"start": r["start"], "end": r["end"], "missing_start": ms, "missing_end": me})
-            else:
-                kept.append(r)
+        kept, missing = self.split_missing(start, end, rows)
         s_ids = [str(r["start"]) for r in kept]
         e_ids = [str(r["end"]) for r in kept]
         merge_cols = [itertools.repeat(stamps[p]) if p in stamps else [r["props"].get(p) for r in kept]

@@ -480,11 +480,7 @@ class BatchWriter:
         stamps[self.prov.stamp] = self.prov.run_id
         for chunk in _chunks(rows, self.batch_size):
             if batch.require_endpoints:  # checked before anything of the batch is spooled
-                starts = self.spool.node_keys.get(batch.start[0], set())
-                ends = self.spool.node_keys.get(batch.end[0], set())
-                missing = [{"start": r["start"], "end": r["end"], "missing_start": r["start"] not in starts,
-                            "missing_end": r["end"] not in ends}
-                           for r in chunk if r["start"] not in starts or r["end"] not in ends]
+                _, missing = self.spool.split_missing(batch.start[0], batch.end[0], chunk)
                 if missing:
                     raise MissingEndpointError(_describe_missing(batch, missing))
             created, missing = self.spool.add(batch.rel_type, batch.start[0], batch.end[0], batch.merge_keys,

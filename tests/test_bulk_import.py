@@ -202,3 +202,20 @@ def test_bulk_refuses_a_database_that_is_not_empty(bulk_server: LocalNeo4j, tmp_
     assert "empty database only" in res.output
     with Neo4jConnection(_settings(bulk_server)) as conn:
         assert graph_counts(conn) == nodes
+
+
+def test_spooled_batch_that_requires_its_ends_is_refused_before_anything_is_spooled(
+        conn: Neo4jConnection, tmp_path: Path) -> None:
+    from moakg.kg.writer import BatchWriter, MissingEndpointError, Provenance, RelBatch, spooling
+
+    spool = RelSpool(tmp_path, ["INTERACTS_WITH"])
+    spool.saw_nodes("Gene", ["A", "B"])
+    batch = RelBatch("INTERACTS_WITH", ("Gene", "symbol"), ("Gene", "symbol"),
+                     [{"start": "A", "end": "B"}, {"start": "A", "end": "Z"}], per_source=True,
+                     require_endpoints=True)
+    with spooling(spool):
+        writer = BatchWriter(conn, Provenance.ingest("s1", "s1-run"))
+        with pytest.raises(MissingEndpointError, match="Gene 'Z' is not in the graph"):
+            writer.write(batch)
+    assert spool.files == {} or all(p.rows == 0 for p in spool.files.values())
+    assert conn.query("MATCH ()-[r:INTERACTS_WITH]->() RETURN count(r) AS n")[0]["n"] == 0
