@@ -93,6 +93,13 @@ def _endpoints(schema: GraphSchema, labels: tuple[str, ...]) -> list[str]:
     return list(schema.nodes) if labels == ("*",) else list(labels)
 
 
+def _rel_dump_query(schema: GraphSchema, rel: str, start: str, end: str) -> str:
+    """Every ``rel`` relationship from a ``start`` to an ``end`` node: end keys and properties."""
+    return (f"MATCH (a:{_ident(start)})-[r:{_ident(rel)}]->(b:{_ident(end)}) "
+            f"RETURN a.{_ident(schema.key_of(start))} AS s, b.{_ident(schema.key_of(end))} AS e, "
+            "properties(r) AS props")
+
+
 def dump_graph(conn: Neo4jConnection, folder: Path, progress: bool = True) -> tuple[
         dict[str, list[tuple[Path, Path]]], dict[tuple[str, str, str], list[tuple[Path, Path]]],
         dict[str, int], dict[str, int]]:
@@ -104,40 +111,37 @@ def dump_graph(conn: Neo4jConnection, folder: Path, progress: bool = True) -> tu
     node_files, rel_files = {}, {}
     n_nodes: dict[str, int] = {}
     n_rels: dict[str, int] = {}
-    bar = tqdm(desc="dump staged graph", unit="rows", disable=not progress, leave=False)
-    for label, decl in schema.nodes.items():
-        parts = CsvParts(folder, f"node-{label}", [f":ID({label})"])
-        key = _ident(decl.key)
-        with conn.session() as s:
-            for rec in s.run(f"MATCH (n:{_ident(label)}) RETURN n.{key} AS key, properties(n) AS props"):
-                props = dict(rec["props"])
-                if label == "IngestRun" and props.get("status") == "staged":
-                    props.update(status="completed", bulk=True)
-                parts.write((rec["key"],), props)
-                bar.update()
-        if parts.rows:
-            node_files[label] = parts.close()
-            n_nodes[label] = parts.rows
-        else:
-            parts.close()
-    for rel in schema.relationships.values():
-        for start in _endpoints(schema, rel.start):
-            for end in _endpoints(schema, rel.end):
-                parts = CsvParts(folder, f"graph-{rel.name}-{start}-{end}", [f":START_ID({start})",
-                                                                              f":END_ID({end})"])
-                q = (f"MATCH (a:{_ident(start)})-[r:{_ident(rel.name)}]->(b:{_ident(end)}) "
-                     f"RETURN a.{_ident(schema.key_of(start))} AS s, b.{_ident(schema.key_of(end))} AS e, "
-                     "properties(r) AS props")
-                with conn.session() as s:
-                    for rec in s.run(q):
-                        parts.write((rec["s"], rec["e"]), rec["props"])
-                        bar.update()
-                if parts.rows:
-                    rel_files[(rel.name, start, end)] = parts.close()
-                    n_rels[rel.name] = n_rels.get(rel.name, 0) + parts.rows
-                else:
-                    parts.close()
-    bar.close()
+    with tqdm(desc="dump staged graph", unit="rows", disable=not progress, leave=False) as bar:
+        for label, decl in schema.nodes.items():
+            parts = CsvParts(folder, f"node-{label}", [f":ID({label})"])
+            key = _ident(decl.key)
+            with conn.session() as s:
+                for rec in s.run(f"MATCH (n:{_ident(label)}) RETURN n.{key} AS key, properties(n) AS props"):
+                    props = dict(rec["props"])
+                    if label == "IngestRun" and props.get("status") == "staged":
+                        props.update(status="completed", bulk=True)
+                    parts.write((rec["key"],), props)
+                    bar.update()
+            if parts.rows:
+                node_files[label] = parts.close()
+                n_nodes[label] = parts.rows
+            else:
+                parts.close()
+        for rel in schema.relationships.values():
+            for start in _endpoints(schema, rel.start):
+                for end in _endpoints(schema, rel.end):
+                    parts = CsvParts(folder, f"graph-{rel.name}-{start}-{end}", [f":START_ID({start})",
+                                                                                  f":END_ID({end})"])
+                    q = _rel_dump_query(schema, rel.name, start, end)
+                    with conn.session() as s:
+                        for rec in s.run(q):
+                            parts.write((rec["s"], rec["e"]), rec["props"])
+                            bar.update()
+                    if parts.rows:
+                        rel_files[(rel.name, start, end)] = parts.close()
+                        n_rels[rel.name] = n_rels.get(rel.name, 0) + parts.rows
+                    else:
+                        parts.close()
     total_n = conn.query("MATCH (n) RETURN count(n) AS n")[0]["n"]
     total_r = conn.query("MATCH ()-[r]->() RETURN count(r) AS n")[0]["n"]
     if total_n != sum(n_nodes.values()) or total_r != sum(n_rels.values()):
