@@ -15,6 +15,7 @@ sampling), :mod:`~moakg.gnn.fit` (epoch loop, early stopping, result), :mod:`~mo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -121,12 +122,23 @@ def vote_relations(graph: HeteroData, setting: str = "phenotype") -> dict[str, V
     return out
 
 
+#: PyG's MessagePassing swaps its class's ``propagate`` for a generated one when the first instance of a
+#: class is built, and two threads doing that at once can leave the class without the original (the one
+#: that reads explanation masks): trainings in threads of one process (the Python API) build in turn.
+_BUILD_LOCK = threading.Lock()
+
+
 def build_model(task: Any, graph: HeteroData, cfg: TrainConfig, kind: str) -> nn.Module:
     """The model ``kind`` for ``task`` on its model graph ``graph`` (:func:`model_graph`), shaped by
     ``cfg``: a :class:`~moakg.gnn.models.TargetLinkPredictor` for target tasks, else a
     :class:`~moakg.gnn.models.MoAClassifier` (of Signatures for the signature-level task; with the label
     trick, with votes over the similarity edges). Training and
     :func:`~moakg.gnn.explain.loading.load_run` both build models here, so a checkpoint always fits."""
+    with _BUILD_LOCK:
+        return _build_model(task, graph, cfg, kind)
+
+
+def _build_model(task: Any, graph: HeteroData, cfg: TrainConfig, kind: str) -> nn.Module:
     encoder = build_encoder(graph, kind, cfg.hidden, cfg.layers, cfg.dropout, cfg.heads)
     if isinstance(task, TargetTask):
         relations = vote_relations(graph, task.setting) if uses_link_votes(task, cfg) else {}

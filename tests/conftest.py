@@ -73,19 +73,22 @@ def shared_data() -> Path:
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "demo" / "sources.toml"
 
 
-def ensure_demo_graph(conn: Neo4jConnection) -> Neo4jConnection:
+def ensure_demo_graph(conn: Neo4jConnection, first_load: bool = False) -> Neo4jConnection:
     """Make the graph hold exactly what the main job builds from the bundled demo data: every source
     ingested and the similarity derived (after a wipe), unless exactly those completed runs are already
-    there. Module-scoped fixtures call it too."""
+    there. Module-scoped fixtures call it too. With ``first_load`` also rebuilt when a run was written more
+    than once: its stored counts are then a re-run's (matched, not created)."""
     from moakg.derive.run import SOURCE as DERIVE_SOURCE
     from moakg.derive.run import derive_similarity
     from moakg.ingest.commands import adapters_from_config
     from moakg.ingest.runner import run_adapters
 
     adapters = adapters_from_config(DEMO_CONFIG)
-    runs = conn.query("MATCH (r:IngestRun) RETURN r.source AS s, r.status AS st")
+    runs = conn.query("MATCH (r:IngestRun) RETURN r.source AS s, r.status AS st, r.attempts AS n")
     want = {a.source for a in adapters} | {DERIVE_SOURCE}
-    if {r["s"] for r in runs} != want or any(r["st"] != "completed" for r in runs) or len(runs) != len(want):
+    stale = ({r["s"] for r in runs} != want or any(r["st"] != "completed" for r in runs)
+             or len(runs) != len(want) or (first_load and any(r["n"] != 1 for r in runs)))
+    if stale:
         clear_graph(conn)
         run_adapters(conn, adapters, progress=False)
         derive_similarity(conn, progress=False)

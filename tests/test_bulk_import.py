@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DEMO_CONFIG
+from conftest import DEMO_CONFIG, ensure_demo_graph
 from neo4j.time import DateTime
 from typer.testing import CliRunner
 
@@ -155,6 +155,7 @@ def _sample_rels(conn: Neo4jConnection, rel: str, pairs: list) -> list:
 
 def test_bulk_load_equals_the_transactional_load(demo_conn: Neo4jConnection, bulk_server: LocalNeo4j,
                                                  tmp_path: Path) -> None:
+    ensure_demo_graph(demo_conn, first_load=True)  # the reference: a first transactional load's counts
     result = bulk_ingest(_settings(bulk_server), adapters_from_config(DEMO_CONFIG), server=bulk_server,
                          folder=tmp_path / "files", progress=False)
     assert not (tmp_path / "files").exists()  # removed after a successful load
