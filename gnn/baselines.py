@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from moakg.gnn.metrics import average_precision, moa_metrics, target_metrics
 from moakg.gnn.models import signature_input
+from moakg.gnn.similarity_vote import safe_logit
 from moakg.gnn.tasks import (
     COMPOUND,
     GENE,
@@ -241,17 +242,56 @@ def _few_threads(small: bool) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+#: Adam weight decay of the MLP recipe (the baselines and the GNN's own-feature branch)
+MLP_WEIGHT_DECAY = 1e-4
+
+
+def train_mlp(model: nn.Module, x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tensor,
+              epochs: int = 200, lr: float = 1e-3, weight_decay: float = MLP_WEIGHT_DECAY,
+              val_score: Callable[[Tensor], float] | None = None,
+              loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None) -> nn.Module:
+    """The MLP recipe's loop: full-batch Adam on ``loss_fn(logits, y)`` (default BCE), the model's
+    state at the best validation check kept and loaded back into ``model`` (returned).
+
+    With ``val_score`` (probabilities of the validation rows -> the GNN's selection metric, higher is
+    better) the epoch is chosen on it, checked every 5 epochs; without it, on the lowest validation
+    BCE. Without validation rows the last epoch is kept. Tensors are read on the model's device.
+    """
+    loss_fn = loss_fn or F.binary_cross_entropy_with_logits
+    device = next(model.parameters()).device
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    xt, yt = x_train.float().to(device), y_train.float().to(device)
+    xv, yv = x_val.float().to(device), y_val.float().to(device)
+    best, best_state = -float("inf"), None
+    for epoch in range(epochs):
+        model.train()
+        opt.zero_grad()
+        loss_fn(model(xt), yt).backward()
+        opt.step()
+        if xv.size(0) and (epoch % 5 == 4 or epoch == epochs - 1):
+            model.eval()
+            with torch.no_grad():
+                logits = model(xv)
+                value = (float(val_score(torch.sigmoid(logits).cpu())) if val_score is not None
+                         else -float(F.binary_cross_entropy_with_logits(logits, yv)))
+            if value > best:
+                best, best_state = value, {k: v.clone() for k, v in model.state_dict().items()}
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return model
+
+
 def fit_predict_mlp(x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tensor, x_test: Tensor,
-                    hidden: int = 256, epochs: int = 200, lr: float = 1e-3, weight_decay: float = 1e-4,
-                    dropout: float = 0.2, seed: int = 0, device: str | torch.device = "cpu",
+                    hidden: int = 256, epochs: int = 200, lr: float = 1e-3,
+                    weight_decay: float = MLP_WEIGHT_DECAY, dropout: float = 0.2, seed: int = 0,
+                    device: str | torch.device = "cpu",
                     val_score: Callable[[Tensor], float] | None = None) -> Tensor:
-    """Train an :class:`MLP` with BCE (full batch, Adam), keep the best validation epoch, predict.
+    """Train an :class:`MLP` with BCE (:func:`train_mlp`), keep the best validation epoch, predict.
 
     The recipe is the GNN's: the output bias starts at the training label frequencies
-    (:func:`~moakg.gnn.train_moa.init_prior_bias`), and with ``val_score`` (probabilities of the
-    validation rows -> the GNN's selection metric, higher is better) the epoch is chosen on it, checked
-    every 5 epochs; without it, on the lowest validation loss. Returns probabilities ``[n_test, C]`` (on
-    CPU). Without val rows the last epoch is kept.
+    (:func:`~moakg.gnn.train_moa.init_prior_bias`), and with ``val_score`` the epoch is chosen on the
+    GNN's selection metric. Returns probabilities ``[n_test, C]`` (on CPU).
     """
     from moakg.gnn.train_moa import init_prior_bias
 
@@ -260,26 +300,7 @@ def fit_predict_mlp(x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tens
         model = MLP(x_train.size(1), y_train.size(1), hidden, dropout).to(device)
         out_layer = model.net[-1] if isinstance(model.net, nn.Sequential) else model.net
         init_prior_bias(out_layer, y_train)  # type: ignore[arg-type]
-        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-        xt, yt = x_train.float().to(device), y_train.float().to(device)
-        xv, yv = x_val.float().to(device), y_val.float().to(device)
-        best, best_state = -float("inf"), None
-        for epoch in range(epochs):
-            model.train()
-            opt.zero_grad()
-            F.binary_cross_entropy_with_logits(model(xt), yt).backward()
-            opt.step()
-            if xv.size(0) and (epoch % 5 == 4 or epoch == epochs - 1):
-                model.eval()
-                with torch.no_grad():
-                    logits = model(xv)
-                    value = (float(val_score(torch.sigmoid(logits).cpu())) if val_score is not None
-                             else -float(F.binary_cross_entropy_with_logits(logits, yv)))
-                if value > best:
-                    best, best_state = value, {k: v.clone() for k, v in model.state_dict().items()}
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        model.eval()
+        train_mlp(model, x_train, y_train, x_val, y_val, epochs, lr, weight_decay, val_score)
         with torch.no_grad():
             return torch.sigmoid(model(x_test.float().to(device))).cpu()
 
@@ -415,6 +436,49 @@ def _feature_baselines(task: AnyTask, v: LabelView, name: str, x: Tensor, ok: Te
     scores = fit_predict_mlp(x[tr], v.y(tr), x[va], v.y(va), x[te], hidden=hidden, epochs=epochs, lr=lr,
                              seed=seed, device=device, val_score=_rows_val_score(task, va))
     return scores, te, f"{tr.numel()} train rows with features"
+
+
+#: weights of the kNN's log-odds added to the MLP's in :func:`stacked_mlp_knn` (chosen on validation)
+STACK_WEIGHTS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+def stacked_mlp_knn(task: AnyTask, v: LabelView, x: Tensor, seed: int, epochs: int,
+                    device: str | torch.device, hidden: int, lr: float) -> tuple[Tensor, str]:
+    """The fp+signature MLP and the Tanimoto kNN stacked, outside the graph: the GNN's starting point
+    (its own-feature branch plus the structure vote) as a baseline of its own.
+
+    ``logit(s) = logit(p_mlp) + w (logit(p_knn) - logit(prior))``, the kNN's log-odds against the prior
+    added with weight ``w`` from :data:`STACK_WEIGHTS`, as the model's votes add theirs; the MLP
+    (:func:`fit_predict_mlp`, this seed, so the ``fp_sig_mlp`` row's model), the kNN's ``(k, shrink)``
+    (:func:`tune_knn`) and ``w`` are each chosen on the validation rows. Returns test scores and a note.
+    """
+    tr, va, te = v.train, v.val, v.test
+    y_tr, y_va = v.y(tr), v.y(va)
+    val_metric = _rows_val_score(task, va)
+    both = fit_predict_mlp(x[tr], y_tr, x[va], y_va, x[torch.cat([va, te])], hidden=hidden, epochs=epochs,
+                           lr=lr, seed=seed, device=device, val_score=val_metric)
+    mlp_va, mlp_te = both[: va.numel()], both[va.numel():]
+    prior = frequency_prior(y_tr, 1)[0]
+    fp = task.graph[COMPOUND].fp
+    has = task.graph[COMPOUND].get("has_structure", torch.ones(v.n_rows, dtype=torch.bool)).bool()
+    tr_fp = tr[has[tr]]
+
+    def knn(rows: Tensor, k: int, shrink: float) -> Tensor:
+        sim = _masked(tanimoto(fp[rows], fp[tr_fp]), has[rows], has[tr_fp])
+        return knn_scores(sim, v.y(tr_fp), k, prior, shrink)
+
+    if val_metric is None:
+        return mlp_te, "no validation rows: the MLP alone"
+    choice = tune_knn(_masked(tanimoto(fp[va], fp[tr_fp]), has[va], has[tr_fp]), v.y(tr_fp), prior,
+                      val_metric)
+
+    def stack(p_mlp: Tensor, p_knn: Tensor, w: float) -> Tensor:
+        return torch.sigmoid(safe_logit(p_mlp) + w * (safe_logit(p_knn) - safe_logit(prior)))
+
+    knn_va = knn(va, choice.k, choice.shrink)
+    w = max(STACK_WEIGHTS, key=lambda w: (val_metric(stack(mlp_va, knn_va, w)), -w))
+    scores = stack(mlp_te, knn(te, choice.k, choice.shrink), w)
+    return scores, f"kNN k={choice.k}, shrink={choice.shrink:g}, weight {w:g} (validation)"
 
 
 def compound_targets(graph: object) -> Tensor:
@@ -554,6 +618,9 @@ def run_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, hidden: int =
                 scores, rows, note = _feature_baselines(task, v, name, x_both, every, seed, epochs, device,
                                                         hid, False, lr)
                 add(name, scores, rows, "fingerprint | scaled signature | has-signature, the GNN's input")
+            if isinstance(task, MoATask):
+                scores, note = stacked_mlp_knn(task, v, x_both, seed, epochs, device, hidden, lr)
+                add("fp_sig_mlp_knn", scores, v.test, note)
     if v.node_type == COMPOUND:
         z = g[COMPOUND].get("z")
         has_sig = g[COMPOUND].get("has_signature")

@@ -68,6 +68,7 @@ def add_cli(app: typer.Typer) -> None:
         layers: Annotated[int | None, typer.Option(help=h("layers"))] = None,
         dropout: Annotated[float | None, typer.Option(help=h("dropout"))] = None,
         heads: Annotated[int | None, typer.Option(help=h("heads"))] = None,
+        feature_mlp: Annotated[int | None, typer.Option(help=h("feature_mlp"))] = None,
         epochs: Annotated[int | None, typer.Option(help=h("epochs"))] = None,
         patience: Annotated[int | None, typer.Option(help=h("patience"))] = None,
         lr: Annotated[float | None, typer.Option(help=h("lr"))] = None,

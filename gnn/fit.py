@@ -27,7 +27,9 @@ class RunResult:
 
     ``test_scores`` [n_test, n_classes] probabilities (MoA) or [n_test_compounds, n_genes] sigmoid scores
     (targets), rows aligned with ``test_index`` (node indices of ``task``'s node type).
-    ``curves``: ``epoch``, ``loss`` (mean training loss), ``val`` (validation metric) per epoch.
+    ``curves``: ``epoch``, ``loss`` (mean training loss), ``val`` (validation metric) per trained epoch;
+    ``start_val`` the validation metric of the model as it started (epoch 0, a candidate for
+    ``best_epoch`` too).
     ``val_metrics`` and ``curves['val']`` are scored against the trainer's validation labels (in the
     label-noise experiment with ``noisy_validation``: the flipped ones), ``metrics`` against the clean
     test labels.
@@ -52,6 +54,7 @@ class RunResult:
     model: nn.Module = field(repr=False)
     #: each vote relation's starting (gate, beta, kappa), chosen on validation (empty without votes)
     vote_start: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    start_val: float = float("nan")
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly record without tensors, the model or the config (stored once per run)."""
@@ -60,7 +63,7 @@ class RunResult:
             "val_metrics": self.val_metrics, "val_metric": self.val_metric_name,
             "best_epoch": self.best_epoch, "epochs_run": self.epochs_run, "seconds": round(self.seconds, 3),
             "seconds_per_epoch": round(self.seconds_per_epoch, 4), "mode": self.mode,
-            "n_params": self.n_params, "vote_start": self.vote_start,
+            "n_params": self.n_params, "vote_start": self.vote_start, "start_val": self.start_val,
         }
 
 
@@ -126,6 +129,12 @@ def fit(trainer: Trainer, cfg: TrainConfig, kind: str, seed: int, split: Any, mi
     curves: dict[str, list[float]] = {"epoch": [], "loss": [], "val": []}
     t0 = time.perf_counter()
     epochs_run = 0
+    # Epoch 0, the model as it starts (with votes: the tuned kNN, and the MLP with a feature branch), is
+    # a candidate too: where no trained epoch beats it on validation, it is what the run keeps.
+    start = float(trainer.evaluate("val", trainer.predict(split.val))[trainer.metric])
+    stop.step(0, start, model)
+    if log is not None:
+        log(f"epoch    0  (start)       val {trainer.metric} {start:.4f}")
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         losses = trainer.train_epoch()
@@ -148,5 +157,5 @@ def fit(trainer: Trainer, cfg: TrainConfig, kind: str, seed: int, split: Any, mi
         best_epoch=stop.best_epoch, epochs_run=epochs_run, curves=curves, test_index=split.test.clone(),
         test_scores=test_scores, seconds=seconds, seconds_per_epoch=seconds / max(epochs_run, 1),
         mode="mini-batch" if mini else "full-batch", n_params=count_parameters(model), model=model.cpu(),
-        vote_start=dict(getattr(trainer, "vote_choice", {})),
+        vote_start=dict(getattr(trainer, "vote_choice", {})), start_val=start,
     )

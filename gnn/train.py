@@ -28,6 +28,7 @@ from moakg.gnn.fit import RunResult, fit, seed_all
 from moakg.gnn.label_trick import attach_label_input
 from moakg.gnn.link_vote import LinkVotes
 from moakg.gnn.models import (
+    FeatureMLP,
     MoAClassifier,
     TargetLinkPredictor,
     build_encoder,
@@ -145,12 +146,15 @@ def _build_model(task: Any, graph: HeteroData, cfg: TrainConfig, kind: str) -> n
         votes = LinkVotes(relations, edge_type("TARGETS"), int(task.n_genes)) if relations else None
         return TargetLinkPredictor(encoder, int(task.n_genes), votes)
     n_classes = task.y.size(1)
+    node_type = SIGNATURE if isinstance(task, SignatureTask) else COMPOUND
+    # x of a labelled type is its features, then (label trick) the label input: the branch reads the first
+    width = int(graph[node_type].x.size(1))
+    features = FeatureMLP(cfg.feature_mlp, n_classes, (0, width), cfg.dropout) if cfg.feature_mlp else None
     if not uses_label_trick(task, cfg):
-        return MoAClassifier(encoder, n_classes, SIGNATURE if isinstance(task, SignatureTask) else COMPOUND)
-    width = int(graph[COMPOUND].x.size(1))
+        return MoAClassifier(encoder, n_classes, node_type, features=features)
     relations = vote_relations(graph, task.setting)
     votes = LabelVotes(relations, n_classes) if relations else None
-    return MoAClassifier(encoder, n_classes, COMPOUND, votes, (width, width + n_classes))
+    return MoAClassifier(encoder, n_classes, COMPOUND, votes, (width, width + n_classes), features)
 
 
 def train(task: Any, cfg: TrainConfig | None = None, kind: str | None = None, seed: int | None = None, *,

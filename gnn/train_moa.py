@@ -78,31 +78,50 @@ class MoATrainer:
             attach_label_input(graph, model.node_type, y_train, self.split.train)
         self.inputs = None if mini else model_inputs(graph, device)
         self.y_dev = y_train.to(device)
+        if getattr(model, "features", None) is not None:
+            self.pretrain_features()
         tune = cfg.tune_votes and self.label_trick and getattr(model, "votes", None) is not None
         self.vote_choice = self._tune_votes() if tune else {}
         use_w = sample_weight is not None and cfg.quality_weights
         self.w_dev = sample_weight.float().to(device) if use_w else None  # type: ignore[union-attr]
         self.epochs_done = 0
 
+    def pretrain_features(self) -> None:
+        """Fit the own-feature branch (:class:`~moakg.gnn.models.FeatureMLP`) with the head's bias, alone,
+        by the MLP baselines' recipe (:func:`~moakg.gnn.baselines.train_mlp`: every training compound,
+        full batch, ``cfg.baseline_epochs`` epochs, the epoch chosen on validation micro AUPRC), with this
+        run's loss; the graph is not read. The model then starts as the fp+signature MLP baseline."""
+        from moakg.gnn.baselines import train_mlp
+
+        model, train, val = self.model, self.split.train, self.split.val
+        x = self.graph[model.node_type].x
+        y_val = self.y_given[val]
+        branch = _BiasedBranch(model.features, model.head[-1].bias)
+        train_mlp(branch, x[train], self.y_given[train], x[val], y_val, self.cfg.baseline_epochs, self.cfg.lr,
+                  val_score=lambda p: moa_metrics(y_val, p)["micro_auprc"],
+                  loss_fn=lambda logits, y: self.loss_fn(logits, y, None))
+
     def _tune_votes(self) -> dict[str, tuple[float, float, float]]:
-        """Choose the votes' starting point on validation micro AUPRC of the votes alone (the prior bias
-        plus the votes, which is the whole model while the head's weights are zero), every training
-        label an input, as at evaluation."""
+        """Choose the votes' starting point on validation micro AUPRC of the model as it starts (the bias,
+        the own-feature branch if any, and the votes: the head's weights are zero), every training label
+        an input, as at evaluation."""
         model, val = self.model, self.split.val
         if val.numel() == 0:
             return {}
         x_dict, edges = self.inputs or model_inputs(self.graph, self.device)
         x = x_dict[model.node_type]
         lo, hi = model.label_cols
-        bias = model.head[-1].bias.detach()
+        model.eval()
+        with torch.no_grad():
+            base = model.head[-1].bias.detach() + (0 if model.features is None else model.features(x))
         y_val = self.y_given[val]
 
         def val_auprc() -> float:
             with torch.no_grad():
-                logits = bias + model.votes(x, x[:, lo:hi], x[:, hi], edges)
+                logits = base + model.votes(x, x[:, lo:hi], x[:, hi], edges)
             return moa_metrics(y_val, torch.sigmoid(logits[val.to(self.device)]).cpu())["micro_auprc"]
 
-        return tune_votes(model.votes, val_auprc)
+        return tune_votes(model.votes, val_auprc, first_may_close=model.features is not None)
 
     def _step(self, logits: Tensor, rows: Tensor) -> float:
         rows = rows.to(self.device)
@@ -179,3 +198,15 @@ class MoATrainer:
         user's would be), test against the clean ``task.y``."""
         y = self.y_clean if part == "test" else self.y_given
         return moa_metrics(y[getattr(self.split, part)], scores)
+
+
+class _BiasedBranch(nn.Module):
+    """``features(x) + bias``: the own-feature branch with the classifier's bias, the MLP baseline's
+    shape, for :meth:`MoATrainer.pretrain_features` (the parameters are the model's own)."""
+
+    def __init__(self, features: nn.Module, bias: Tensor) -> None:
+        super().__init__()
+        self.features, self.bias = features, bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.features(x) + self.bias

@@ -33,14 +33,17 @@ def _set(votes: nn.Module, r: int, rel: str, gate: float, beta: float, kappa: fl
     votes.votes[rel].set_params(beta, kappa)
 
 
-def tune_votes(votes: nn.Module, val_score: Callable[[], float]) -> dict[str, tuple[float, float, float]]:
+def tune_votes(votes: nn.Module, val_score: Callable[[], float], first_may_close: bool = False,
+               ) -> dict[str, tuple[float, float, float]]:
     """Set each relation's (gate, beta, kappa) of ``votes`` to the grid point with the best
-    ``val_score()`` (the validation metric of the votes alone, higher is better), relation by relation in
-    order, later relations on top of the earlier ones' choices; a relation whose best gate is 0 stays
-    closed. Returns ``{relation: (gate, beta, kappa)}``."""
+    ``val_score()`` (the validation metric of the model with the votes, higher is better), relation by
+    relation in order, later relations on top of the earlier ones' choices; a relation whose best gate
+    is 0 stays closed. The first relation stays open (it is the kNN itself) unless ``first_may_close``
+    (the model has another predictor to fall back on: the MoA model's own-feature branch).
+    Returns ``{relation: (gate, beta, kappa)}``."""
     chosen: dict[str, tuple[float, float, float]] = {}
     for r, rel in enumerate(votes.votes):
-        gates = GATES if r else tuple(g for g in GATES if g > 0)  # the first relation is the kNN itself
+        gates = GATES if r or first_may_close else tuple(g for g in GATES if g > 0)
         best, best_point = -math.inf, (0.0, BETAS[0], KAPPAS[0])
         for gate, beta, kappa in product(gates, BETAS, KAPPAS):
             if gate == 0 and (beta, kappa) != (BETAS[0], KAPPAS[0]):

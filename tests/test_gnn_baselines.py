@@ -386,3 +386,22 @@ def test_both_settings_share_the_setting_free_baselines() -> None:
             assert a["scores"] is not b["scores"], name
         else:
             assert a["scores"] is b["scores"], name  # the same object: trained once
+
+
+def test_stacked_mlp_knn_is_chosen_on_validation_only_and_keeps_both_views() -> None:
+    """The MLP + Tanimoto kNN stack (the GNN's starting point outside the graph): scrambled test labels
+    move no score, scrambled validation labels move the choice; where fingerprints carry the class it
+    is as good as the better of its two parts within noise, far above the prior."""
+    data, maps = toy_graph(n_compounds=180, signal="both")
+    task = make_moa_task(data, maps, split="random", seed=0)
+    res = _by_name(run_baselines(task, seed=0, epochs=100))
+    stack = res["fp_sig_mlp_knn"]
+    assert stack.n_eval == task.split.test.numel()
+    assert re.fullmatch(r"kNN k=\d+, shrink=[\d.]+, weight [\d.]+ \(validation\)", stack.note), stack.note
+    parts = max(res["fp_sig_mlp"].metrics["micro_auprc"], res["tanimoto_knn"].metrics["micro_auprc"])
+    assert stack.metrics["micro_auprc"] >= parts - 0.05, (stack.metrics, parts)
+    assert stack.metrics["micro_auprc"] > res["frequency_prior"].metrics["micro_auprc"] + 0.3
+    gen = torch.Generator().manual_seed(0)
+    other = _by_name(run_baselines(dataclasses.replace(task, y=scrambled_labels(task, gen, task.split.test)),
+                                   seed=0, epochs=100))["fp_sig_mlp_knn"]
+    assert torch.equal(other.scores, stack.scores) and other.note == stack.note

@@ -172,6 +172,11 @@ def test_config_round_trips_through_a_dict_and_is_strict() -> None:
     assert run_config({"id": "r1", "config": json.dumps(stored)}) == cfg
     with pytest.raises(UserError, match="ModelRun r1 config: unknown key 'hiden'"):
         run_config({"id": "r1", "config": json.dumps({**stored, "hiden": 3})})
+    # a run stored before the own-feature branch existed was trained without one, whatever today's default
+    older = {k: v for k, v in stored.items() if k != "feature_mlp"}
+    assert run_config({"id": "r0", "config": json.dumps(older)}).feature_mlp == 0
+    branch = TrainConfig(feature_mlp=64)
+    assert run_config({"id": "r2", "config": json.dumps(branch.to_dict())}).feature_mlp == 64
 
 
 def test_mean_std_prints_one_seed_alone() -> None:

@@ -65,8 +65,16 @@ def run_record(conn: Neo4jConnection, run_id: str) -> dict[str, Any]:
 
 
 def run_config(rec: dict[str, Any]) -> TrainConfig:
-    """The training configuration stored on a ModelRun record (strict: unknown keys are an error)."""
-    return TrainConfig.from_dict(_json(rec["config"]), source=f"ModelRun {rec.get('id', '?')} config")
+    """The training configuration stored on a ModelRun record (strict: unknown keys are an error).
+
+    A run stored before a model option existed was trained without it: such keys read as "off"
+    (:data:`ADDED_OFF`), not as today's default, so its checkpoint still fits the model rebuilt."""
+    stored = _json(rec["config"])
+    return TrainConfig.from_dict({**ADDED_OFF, **stored}, source=f"ModelRun {rec.get('id', '?')} config")
+
+
+#: model options added after runs were stored, with the value that means "not there"
+ADDED_OFF: dict[str, Any] = {"feature_mlp": 0}
 
 
 def load_run(conn: Neo4jConnection, run_id: str, seed: int | None = None, data: HeteroData | None = None,
