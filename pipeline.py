@@ -101,7 +101,7 @@ def add_cli(app: typer.Typer) -> None:
                                   epochs=epochs, hidden=64, lr=5e-3, baseline_epochs=100)
                 result = run_experiment(conn, cfg, log=lambda _msg: None)
                 print_table(result.table, result.table_columns)
-                typer.echo("best GNN against the best baseline (paired per test compound; Wilcoxon)")
+                typer.echo("best GNN against the best baselines (paired per test compound; Wilcoxon)")
                 print_table(result.evaluation.comparison_table)
                 run_id = result.run_ids[("phenotype", model)]
 

@@ -149,7 +149,7 @@ def print_results(result: Any) -> None:
     typer.echo("\nresults (test set, mean ± std over seeds " + " ".join(map(str, cfg.seeds)) + ")")
     print_table(result.table, result.table_columns)
     if result.evaluation.comparison_table:
-        typer.echo("\nbest GNN against the best baseline (paired per test compound and seed; Wilcoxon)")
+        typer.echo("\nbest GNN against the best baselines (paired per test compound and seed; Wilcoxon)")
         print_table(result.evaluation.comparison_table)
     if result.evaluation.strata_table:
         typer.echo("\nby the test compound's highest Tanimoto similarity to the training compounds")

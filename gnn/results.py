@@ -52,6 +52,10 @@ TABLE_METRICS = {
 NOT_IN_RUN_ID = ("out", "write", "models", "settings", "device", "baselines", "baseline_epochs")
 
 
+#: the best GNN is compared, paired, with this many baselines, best first (the first is the run's
+#: recorded comparison); the runners-up show whether a win over the best holds over the next ones
+COMPARED_BASELINES = 3
+
 #: the stratum of a test row whose compound has no structure (no fingerprint to compare)
 NO_STRUCTURE = "no structure"
 
@@ -263,7 +267,8 @@ def evaluation_tables(cfg: TrainConfig, tasks_by: dict, results: dict, baselines
       seeds is the split-to-split spread). Targets resample compounds with all their test pairs; a
       signature task resamples test signatures (signatures of one compound are not kept together).
     * ``comparison[setting]``: the GNN and the baseline with the highest mean headline metric over seeds
-      (the table's means), paired per test row (same setting, seed, split and row), pooled over seeds,
+      (the table's means; ``comparison_table`` also has the next :data:`COMPARED_BASELINES` - 1
+      baselines), paired per test row (same setting, seed, split and row), pooled over seeds,
       per-row scores as :data:`PER_ROW_SCORE` says: mean difference GNN - baseline, Wilcoxon signed-rank
       p-value, and a paired bootstrap interval of the mean difference that resamples whole compounds (a
       compound tested under several seeds, or with several signatures, is one unit). The Wilcoxon test
@@ -321,32 +326,35 @@ def evaluation_tables(cfg: TrainConfig, tasks_by: dict, results: dict, baselines
         for (s, name, _seed), b in baselines.items():
             if s == setting:
                 base_means.setdefault(name, []).append(b["metrics"].get(head, math.nan))
-        gnn, base = _best(list(gnn_means), gnn_means), _best(list(base_means), base_means)
-        if gnn is None or base is None:
-            continue
-        a_all, b_all, g_all, seeds_used = [], [], [], []
-        for seed, by_method in scorers.items():
-            if gnn in by_method and base in by_method:
-                a, b, nodes = paired_rows(by_method[gnn], by_method[base])
-                a_all.append(a)
-                b_all.append(b)
-                g_all.append(_compound_groups(tasks_by[(setting, seed)], nodes))
-                seeds_used.append(seed)
-        if not seeds_used:
-            continue
-        pc = paired_comparison(np.concatenate(a_all), np.concatenate(b_all), groups=np.concatenate(g_all),
-                               n_boot=n_boot, seed=boot_seed)
-        record = {"setting": setting, "metric": head, "gnn": gnn, "baseline": base,
-                  "gnn_mean": mean(gnn_means[gnn]), "baseline_mean": mean(base_means[base]),
-                  "per_row_score": PER_ROW_SCORE[cfg.task], "seeds": seeds_used, **pc.as_dict()}
-        ev.comparison[setting] = record
-        ev.comparison_table.append({
-            "setting": setting, "metric": head, "gnn": gnn, "baseline": base,
-            "gnn_mean": f"{record['gnn_mean']:.3f}", "baseline_mean": f"{record['baseline_mean']:.3f}",
-            "n_pairs": pc.n_pairs, "mean_diff": f"{pc.mean_diff:+.3f}",
-            "ci95_diff": format_ci((pc.ci_low, pc.ci_high)),
-            "wilcoxon_p": "n/a" if math.isnan(pc.p_value) else f"{pc.p_value:.3g}",
-        })
+        gnn = _best(list(gnn_means), gnn_means)
+        ranked = sorted(base_means, key=lambda n: _nan_low(mean(base_means[n])), reverse=True)
+        for rank, base in enumerate(ranked[:COMPARED_BASELINES]):
+            if gnn is None:
+                break
+            a_all, b_all, g_all, seeds_used = [], [], [], []
+            for seed, by_method in scorers.items():
+                if gnn in by_method and base in by_method:
+                    a, b, nodes = paired_rows(by_method[gnn], by_method[base])
+                    a_all.append(a)
+                    b_all.append(b)
+                    g_all.append(_compound_groups(tasks_by[(setting, seed)], nodes))
+                    seeds_used.append(seed)
+            if not seeds_used:
+                continue
+            pc = paired_comparison(np.concatenate(a_all), np.concatenate(b_all), groups=np.concatenate(g_all),
+                                   n_boot=n_boot, seed=boot_seed)
+            record = {"setting": setting, "metric": head, "gnn": gnn, "baseline": base,
+                      "gnn_mean": mean(gnn_means[gnn]), "baseline_mean": mean(base_means[base]),
+                      "per_row_score": PER_ROW_SCORE[cfg.task], "seeds": seeds_used, **pc.as_dict()}
+            if rank == 0:
+                ev.comparison[setting] = record
+            ev.comparison_table.append({
+                "setting": setting, "metric": head, "gnn": gnn, "baseline": base,
+                "gnn_mean": f"{record['gnn_mean']:.3f}", "baseline_mean": f"{record['baseline_mean']:.3f}",
+                "n_pairs": pc.n_pairs, "mean_diff": f"{pc.mean_diff:+.3f}",
+                "ci95_diff": format_ci((pc.ci_low, pc.ci_high)),
+                "wilcoxon_p": "n/a" if math.isnan(pc.p_value) else f"{pc.p_value:.3g}",
+            })
     return ev
 
 

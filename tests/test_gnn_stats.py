@@ -241,6 +241,11 @@ def _check_experiment(res: ExperimentResult, head: str) -> None:
     assert 0 <= comp["p_value"] <= 1 and comp["ci_low"] <= comp["mean_diff"] <= comp["ci_high"]
     assert 0 < comp["n_pairs"] <= sum(_n_rows(res, setting, "gnn:sage", s) for s in cfg.seeds)
     assert res.evaluation.comparison_table[0]["n_pairs"] == comp["n_pairs"]
+    # the runners-up follow, best first, against the same GNN
+    rows = [r for r in res.evaluation.comparison_table if r["setting"] == setting]
+    ranked = sorted(base_means, key=lambda n: np.mean(base_means[n]), reverse=True)
+    assert [r["baseline"] for r in rows] == ranked[: len(rows)] and len(rows) == min(3, len(ranked))
+    assert {r["gnn"] for r in rows} == {"gnn:sage"}
     # strata: per method and seed the n add up to the rows scored, the bins are the known ones
     names = set(stratum_names())
     totals: dict[tuple[str, int], int] = {}
@@ -261,8 +266,10 @@ def _check_experiment(res: ExperimentResult, head: str) -> None:
 
 def test_run_experiment_moa_reports_intervals_comparison_and_strata(tmp_path: Path) -> None:
     data, maps = toy_graph(n_compounds=150, signal="fingerprint")
+    # a plain GNN (no votes, no own-feature branch: neither baseline is part of it) for 5 epochs
     cfg = TrainConfig(task="moa", models=("sage",), split="random", settings=("phenotype",), seeds=(0, 1),
-                      epochs=5, hidden=16, baseline_epochs=10, out=tmp_path, write=False)
+                      epochs=5, hidden=16, baseline_epochs=10, out=tmp_path, write=False, label_trick=False,
+                      feature_mlp=0)
     res = run_experiment(None, cfg, data, maps, log=lambda _: None, n_boot=200)
     _check_experiment(res, "micro_auprc")
     # fingerprints carry the labels here: the fingerprint kNN beats a 5-epoch GNN, and the test says so
