@@ -458,19 +458,17 @@ def stacked_mlp_knn(task: AnyTask, v: LabelView, x: Tensor, seed: int, epochs: i
     both = fit_predict_mlp(x[tr], y_tr, x[va], y_va, x[torch.cat([va, te])], hidden=hidden, epochs=epochs,
                            lr=lr, seed=seed, device=device, val_score=val_metric)
     mlp_va, mlp_te = both[: va.numel()], both[va.numel():]
+    if val_metric is None:
+        return mlp_te, "no validation rows: the MLP alone"
     prior = frequency_prior(y_tr, 1)[0]
-    fp = task.graph[COMPOUND].fp
-    has = task.graph[COMPOUND].get("has_structure", torch.ones(v.n_rows, dtype=torch.bool)).bool()
+    sim, has = next((sim, ok) for name, sim, ok, _ in _knn_inputs(task.graph, v.n_rows)
+                    if name == "tanimoto_knn")
     tr_fp = tr[has[tr]]
 
     def knn(rows: Tensor, k: int, shrink: float) -> Tensor:
-        sim = _masked(tanimoto(fp[rows], fp[tr_fp]), has[rows], has[tr_fp])
-        return knn_scores(sim, v.y(tr_fp), k, prior, shrink)
+        return knn_scores(sim(rows, tr_fp), v.y(tr_fp), k, prior, shrink)
 
-    if val_metric is None:
-        return mlp_te, "no validation rows: the MLP alone"
-    choice = tune_knn(_masked(tanimoto(fp[va], fp[tr_fp]), has[va], has[tr_fp]), v.y(tr_fp), prior,
-                      val_metric)
+    choice = tune_knn(sim(va, tr_fp), v.y(tr_fp), prior, val_metric)
 
     def stack(p_mlp: Tensor, p_knn: Tensor, w: float) -> Tensor:
         return torch.sigmoid(safe_logit(p_mlp) + w * (safe_logit(p_knn) - safe_logit(prior)))
