@@ -15,7 +15,7 @@ from moakg.gnn.config import TrainConfig
 from moakg.gnn.fit import eval_generator
 from moakg.gnn.label_trick import LABEL_INPUT, attach_label_input, split_known
 from moakg.gnn.losses import make_loss, pos_weight_from_labels, set_loss_epoch
-from moakg.gnn.metrics import moa_metrics
+from moakg.gnn.metrics import average_precision, moa_metrics
 from moakg.gnn.models import MoAClassifier, model_inputs
 from moakg.gnn.sampling import batches, sample_subgraph
 from moakg.gnn.tasks import COMPOUND, GENE, drop_incident, target_relations
@@ -98,7 +98,7 @@ class MoATrainer:
         y_val = self.y_given[val]
         branch = _BiasedBranch(model.features, model.head[-1].bias)
         train_mlp(branch, x[train], self.y_given[train], x[val], y_val, self.cfg.baseline_epochs, self.cfg.lr,
-                  val_score=lambda p: moa_metrics(y_val, p)["micro_auprc"],
+                  val_score=lambda p: average_precision(y_val, p),  # micro AUPRC, without the rest
                   loss_fn=lambda logits, y: self.loss_fn(logits, y, None))
 
     def _tune_votes(self) -> dict[str, tuple[float, float, float]]:
@@ -119,7 +119,7 @@ class MoATrainer:
         def val_auprc() -> float:
             with torch.no_grad():
                 logits = base + model.votes(x, x[:, lo:hi], x[:, hi], edges)
-            return moa_metrics(y_val, torch.sigmoid(logits[val.to(self.device)]).cpu())["micro_auprc"]
+            return average_precision(y_val, torch.sigmoid(logits[val.to(self.device)]).cpu())  # micro AUPRC
 
         return tune_votes(model.votes, val_auprc, first_may_close=model.features is not None)
 
