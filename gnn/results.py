@@ -327,10 +327,10 @@ def evaluation_tables(cfg: TrainConfig, tasks_by: dict, results: dict, baselines
             if s == setting:
                 base_means.setdefault(name, []).append(b["metrics"].get(head, math.nan))
         gnn = _best(list(gnn_means), gnn_means)
+        if gnn is None:
+            continue
         ranked = sorted(base_means, key=lambda n: _nan_low(mean(base_means[n])), reverse=True)
         for rank, base in enumerate(ranked[:COMPARED_BASELINES]):
-            if gnn is None:
-                break
             a_all, b_all, g_all, seeds_used = [], [], [], []
             for seed, by_method in scorers.items():
                 if gnn in by_method and base in by_method:
