@@ -53,7 +53,7 @@ class RunResult:
     n_params: int
     model: nn.Module = field(repr=False)
     #: each vote relation's starting (gate, beta, kappa), chosen on validation (empty without votes)
-    vote_start: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    vote_start: dict[str, tuple[float, float, float, int]] = field(default_factory=dict)
     start_val: float = float("nan")
 
     def summary(self) -> dict[str, Any]:

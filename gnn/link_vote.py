@@ -134,7 +134,7 @@ class LinkVotes(nn.Module):
                 out.append(None)
                 continue
             # messages src (neighbour) -> dst (voted-for compound)
-            (src, dst), w = vote.weighted_edges(x, eis)
+            (src, dst), w = vote.weighted_edges(x, eis, known)
             den = torch.zeros(n_c, dtype=x.dtype, device=x.device).index_add(0, dst, w * known[src])
             # join each similarity edge with its neighbour's targets
             edge, within = expand_groups(deg[src])

@@ -64,6 +64,23 @@ def expand_groups(reps: Tensor) -> tuple[Tensor, Tensor]:
     return owner, torch.arange(owner.numel(), device=reps.device) - first
 
 
+def top_k_in_groups(group: Tensor, score: Tensor, k: int, tiebreak: Tensor | None = None) -> Tensor:
+    """Boolean mask [E]: whether each element is among the ``k`` highest ``score`` of its ``group``
+    (ties broken by the smaller ``tiebreak``, else by position). Three stable sorts, least significant
+    key first, then each element's rank is its distance from its group's first sorted position: a
+    segmented top-k without a Python loop over groups (PyG's ``topk`` pools nodes per graph by a ratio,
+    not edges per destination by a count)."""
+    order = torch.arange(group.numel(), device=group.device) if tiebreak is None \
+        else torch.argsort(tiebreak, stable=True)
+    order = order[torch.argsort(-score[order], stable=True)]
+    order = order[torch.argsort(group[order], stable=True)]
+    sorted_group = group[order]
+    rank = torch.arange(group.numel(), device=group.device) - torch.searchsorted(sorted_group, sorted_group)
+    keep = torch.zeros(group.numel(), dtype=torch.bool, device=group.device)
+    keep[order] = rank < k
+    return keep
+
+
 def shared_target_pairs(targets: Tensor, n_nodes: int, top_k: int = SHARED_TARGET_TOP_K
                         ) -> tuple[Tensor, Tensor]:
     """``(edge_index [2, P], jaccard [P])``: for each compound, the ``top_k`` other compounds whose
@@ -92,13 +109,7 @@ def shared_target_pairs(targets: Tensor, n_nodes: int, top_k: int = SHARED_TARGE
     dst, src, inter = dst[off], src[off], inter[off].float()
     deg = torch.bincount(comp, minlength=n_nodes).to(inter.dtype)
     jac = inter / (deg[dst] + deg[src] - inter)
-    # top_k per compound: sort by (compound, -jaccard, neighbour), keep each compound's first top_k
-    order = torch.argsort(src, stable=True)  # stable sorts, least significant key first
-    order = order[torch.argsort(-jac[order], stable=True)]
-    order = order[torch.argsort(dst[order], stable=True)]
-    dst, src, jac = dst[order], src[order], jac[order]
-    first = torch.searchsorted(dst, dst)
-    keep = torch.arange(dst.numel(), device=dev) - first < top_k
+    keep = top_k_in_groups(dst, jac, top_k, tiebreak=src)
     return torch.stack([src[keep], dst[keep]]), jac[keep]
 
 
@@ -118,7 +129,10 @@ class SimilarityVote(MessagePassing):
     :math:`\beta = \mathrm{softplus}(\cdot) > 0` (how much more a close neighbour counts) and
     :math:`\kappa = \mathrm{softplus}(\cdot) > 0` (the prior's pseudo-count: a vote of few or distant
     neighbours stays near :math:`\mathbf{p}`, as the kNN's shrinkage does). A node without known
-    neighbours gets :math:`\mathbf{p}`.
+    neighbours gets :math:`\mathbf{p}`. With ``top_k`` :math:`k > 0` (a buffer, set by
+    :meth:`set_params`; 0, the default, keeps all) only each node's :math:`k` known neighbours of largest
+    :math:`w_{ij}` vote: the hard cut of a kNN, which no sharpness :math:`\beta` reproduces when a node's
+    neighbours are about equally similar.
 
     Args:
         similarity: ``'tanimoto'``, ``'pearson'`` or ``'target_jaccard'``.
@@ -145,6 +159,7 @@ class SimilarityVote(MessagePassing):
         self.beta0, self.kappa0 = beta, kappa
         self.raw_beta = nn.Parameter(torch.empty(()))
         self.raw_kappa = nn.Parameter(torch.empty(()))
+        self.register_buffer("top_k", torch.zeros((), dtype=torch.long))
         #: explanation mask: a factor on each edge's weight (``[E]``, the edges of :meth:`weighted_edges`),
         #: set only while :func:`moakg.gnn.explain.masking.attached_masks` explains the model
         self.edge_mask: Tensor | None = None
@@ -158,23 +173,31 @@ class SimilarityVote(MessagePassing):
         super().reset_parameters()
         self.set_params(self.beta0, self.kappa0)
 
-    def set_params(self, beta: float, kappa: float) -> None:
-        r"""Set :math:`\beta` and :math:`\kappa` (both > 0)."""
+    def set_params(self, beta: float, kappa: float, top_k: int = 0) -> None:
+        r"""Set :math:`\beta` and :math:`\kappa` (both > 0) and ``top_k`` (0: every neighbour)."""
         with torch.no_grad():
             self.raw_beta.fill_(self._inv_softplus(beta))
             self.raw_kappa.fill_(self._inv_softplus(kappa))
+            self.top_k.fill_(int(top_k))
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
+        # checkpoints from before ``top_k`` voted with every neighbour
+        state_dict.setdefault(prefix + "top_k", torch.zeros((), dtype=torch.long))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: Tensor, y: Tensor, known: Tensor, prior: Tensor,
                 edge_indices: Sequence[Tensor]) -> Tensor:
         payload = torch.cat([y * known.unsqueeze(-1), known.unsqueeze(-1)], dim=-1)
-        edge_index, w = self.weighted_edges(x, edge_indices)
+        edge_index, w = self.weighted_edges(x, edge_indices, known)
         out = self.propagate(edge_index, payload=payload, w=w, size=(x.size(0), x.size(0)))
         kappa = F.softplus(self.raw_kappa)
         return (out[:, :-1] + kappa * prior) / (kappa + out[:, -1:])
 
-    def weighted_edges(self, x: Tensor, edge_indices: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+    def weighted_edges(self, x: Tensor, edge_indices: Sequence[Tensor],
+                       known: Tensor | None = None) -> tuple[Tensor, Tensor]:
         r"""``(edge_index [2, E], w [E])``: the relation's messages ``edge_index[0] -> [1]`` (every edge
-        type of it; an unordered pair is stored once, so both directions are listed) and :math:`w_{ij}`."""
+        type of it; an unordered pair is stored once, so both directions are listed) and :math:`w_{ij}`,
+        0 beyond each node's ``top_k`` neighbours with ``known`` [N] (float 0/1; None: all known)."""
         if self.similarity == TARGET_JACCARD:
             edge_index, s = shared_target_pairs(torch.cat(list(edge_indices), 1), x.size(0))
             s = s.to(x.dtype)
@@ -183,6 +206,10 @@ class SimilarityVote(MessagePassing):
             lo, hi = self.feature_cols
             s = SIMILARITIES[self.similarity](x[edge_index[1], lo:hi], x[edge_index[0], lo:hi])
         w = torch.exp(F.softplus(self.raw_beta) * (s - 1.0))
+        k = int(self.top_k)
+        if k > 0:
+            ranked = w if known is None else w * known[edge_index[0]]
+            w = w * top_k_in_groups(edge_index[1], ranked.detach(), k).to(w.dtype)
         return edge_index, (w if self.edge_mask is None else w * self.edge_mask)
 
     def message(self, payload_j: Tensor, w: Tensor) -> Tensor:

@@ -19,7 +19,7 @@ from moakg.gnn.metrics import average_precision, moa_metrics
 from moakg.gnn.models import MoAClassifier, model_inputs
 from moakg.gnn.sampling import batches, sample_subgraph
 from moakg.gnn.tasks import COMPOUND, GENE, drop_incident, target_relations
-from moakg.gnn.vote_tuning import tune_votes
+from moakg.gnn.vote_tuning import VotePoint, tune_votes
 
 
 def make_moa_loss(cfg: TrainConfig, y_train: Tensor) -> Callable[..., Tensor]:
@@ -101,7 +101,7 @@ class MoATrainer:
                   val_score=lambda p: average_precision(y_val, p),  # micro AUPRC, without the rest
                   loss_fn=lambda logits, y: self.loss_fn(logits, y, None))
 
-    def _tune_votes(self) -> dict[str, tuple[float, float, float]]:
+    def _tune_votes(self) -> dict[str, VotePoint]:
         """Choose the votes' starting point on validation micro AUPRC of the model as it starts (the bias,
         the own-feature branch if any, and the votes: the head's weights are zero), every training label
         an input, as at evaluation."""

@@ -20,7 +20,7 @@ from moakg.gnn.metrics import target_metrics
 from moakg.gnn.models import TargetLinkPredictor, model_inputs
 from moakg.gnn.sampling import batches, sample_subgraph
 from moakg.gnn.tasks import COMPOUND, GENE, drop_incident, target_relations
-from moakg.gnn.vote_tuning import tune_votes
+from moakg.gnn.vote_tuning import TOP_KS, VotePoint, tune_votes
 
 #: genes (or compounds) embedded per sampled batch at evaluation: larger than training batches, since
 #: nothing is kept for a backward pass
@@ -56,9 +56,10 @@ class TargetTrainer:
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.bce = nn.BCEWithLogitsLoss()
 
-    def _tune_votes(self) -> dict[str, tuple[float, float, float]]:
-        """Choose the votes' starting point on validation MRR of the votes alone (the gene bias plus the
-        vote offsets, which is the whole model while ``rel`` is zero)."""
+    def _tune_votes(self) -> dict[str, VotePoint]:
+        """Choose the votes' starting point, with how many neighbours vote (:data:`TOP_KS`), on validation
+        MRR of the votes alone (the gene bias plus the vote offsets, the whole model while ``rel`` is
+        zero)."""
         model, device = self.model, self.device
         inputs = self.inputs or model_inputs(self.graph, device)
         val = torch.as_tensor(self.split.val)
@@ -72,7 +73,7 @@ class TargetTrainer:
                 logits = bias[None, :] + model.votes.offset_all(tables, val.to(device))
             return self.evaluate("val", logits.cpu())["mrr"]
 
-        return tune_votes(model.votes, val_mrr)
+        return tune_votes(model.votes, val_mrr, top_ks=TOP_KS)
 
     def train_epoch(self) -> list[float]:
         cfg, gen, device, model = self.cfg, self.gen, self.device, self.model

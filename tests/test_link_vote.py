@@ -112,7 +112,7 @@ def test_tune_votes_takes_the_best_grid_point_relation_by_relation() -> None:
                      - (votes.gates.detach()[1] - 0.5) ** 2 - (g_beta - 3) ** 2 - (g_kappa - 2) ** 2)
 
     chosen = tune_votes(votes, score)
-    assert chosen == {"SIMILAR_STRUCTURE": (1.0, 10.0, 0.5), "SIMILAR_SIGNATURE": (0.5, 3.0, 2.0)}
+    assert chosen == {"SIMILAR_STRUCTURE": (1.0, 10.0, 0.5, 0), "SIMILAR_SIGNATURE": (0.5, 3.0, 2.0, 0)}
     assert torch.allclose(votes.gates.detach(), torch.tensor([1.0, 0.5]))
     assert abs(float(soft(votes.votes["SIMILAR_STRUCTURE"].raw_beta)) - 10.0) < 1e-4
 
@@ -169,3 +169,40 @@ def test_shared_target_vote_is_the_target_jaccard_knn_and_follows_the_edges_pass
     assert bool((offsets[c] != 0).any())
     cut = {**edges, TARGETS: edges[TARGETS][:, edges[TARGETS][0] != c]}
     assert bool((votes.offset_all(votes.tables(x, cut, N_G), torch.tensor([c])) == 0).all())
+
+
+def test_top_k_votes_are_a_dense_knn_of_each_compounds_k_nearest_neighbours_with_targets() -> None:
+    """With ``top_k`` k only each compound's k most similar neighbours *with targets* vote (a neighbour
+    without targets takes no slot), as a dense kNN restricted to them; the grid can choose k."""
+    from moakg.gnn.vote_tuning import tune_votes
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(N_C, 6, generator=g)  # continuous profiles: no tied similarities
+    pairs = torch.combinations(torch.arange(N_C)).T  # every unordered pair once
+    targets = torch.stack([torch.randint(0, N_C - 4, (20,), generator=g),  # the last 4 have none
+                           torch.randint(0, N_G, (20,), generator=g)])
+    edges = {SIM: pairs, SIM_REV: pairs.flip(0), TARGETS: torch.unique(targets, dim=1)}
+    votes = LinkVotes({"SIMILAR_SIGNATURE": ("pearson", (0, 6), [SIM, SIM_REV], 1.0)}, TARGETS, N_G)
+    votes.prior.fill_(0.1)
+    (vote,) = votes.votes.values()
+    a = torch.zeros(N_C, N_G)
+    a[edges[TARGETS][0], edges[TARGETS][1]] = 1.0
+    known = a.sum(1) > 0
+    xc = x - x.mean(1, keepdim=True)
+    corr = (xc / xc.norm(dim=1, keepdim=True)) @ (xc / xc.norm(dim=1, keepdim=True)).T
+    logit = lambda p: torch.log(p) - torch.log1p(-p)  # noqa: E731
+    for k in (0, 1, 3):
+        vote.set_params(3.0, 0.5, top_k=k)
+        w = torch.exp(3.0 * (corr - 1.0)).fill_diagonal_(0) * known[None, :]
+        if k:
+            w = w * torch.zeros_like(w).scatter_(1, w.topk(k, dim=1).indices, 1.0)
+        expected = (0.5 * 0.1 + w @ a) / (0.5 + w.sum(1, keepdim=True))
+        offsets = votes.offset_all(votes.tables(x, edges, N_G), torch.arange(N_C))
+        assert torch.allclose(offsets, logit(expected) - logit(torch.tensor(0.1)), atol=1e-4), k
+        assert int((w > 0).sum(1).max()) == (k or int(known.sum()))
+    truth = votes.offset_all(votes.tables(x, edges, N_G), torch.arange(N_C))  # the k = 3 vote
+
+    def score() -> float:  # the closer to the k = 3 vote, the better
+        return -float((votes.offset_all(votes.tables(x, edges, N_G), torch.arange(N_C)) - truth).abs().sum())
+
+    assert tune_votes(votes, score, top_ks=(0, 1, 3))["SIMILAR_SIGNATURE"][3] == 3
