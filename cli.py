@@ -23,6 +23,7 @@ from moakg.console import connect, fail, print_table
 from moakg.derive.cli import derive_app
 from moakg.errors import describe, is_user_error, write_error_log
 from moakg.gnn.cli import add_cli as add_train_cli
+from moakg.gnn.cli import add_results_cli
 from moakg.gnn.explain.cli import add_cli as add_explain_cli
 from moakg.gnn.predict_cli import add_cli as add_predict_cli
 from moakg.ingest.commands import ingest_app
@@ -112,6 +113,7 @@ app.add_typer(query_app, name="query")
 app.add_typer(plot_app, name="plot")
 add_export_cli(app)
 add_train_cli(app)
+add_results_cli(app)
 add_explain_cli(app)
 add_predict_cli(app)
 add_pipeline_cli(app)

@@ -23,15 +23,27 @@ def connect() -> Neo4jConnection:
         raise fail(str(exc)) from None
 
 
+def _cell(v: object) -> str:
+    return json.dumps(v) if isinstance(v, (list, dict)) else ("" if v is None else str(v))
+
+
+def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """The rows of :func:`print_table` as a GitHub Markdown table (``|`` inside a cell escaped)."""
+    if not rows:
+        return "(no rows)\n"
+    columns = columns or list(rows[0])
+    lines = [columns, ["---"] * len(columns)]
+    lines += [[_cell(r.get(c)).replace("|", "\\|") for c in columns] for r in rows]
+    return "".join("| " + " | ".join(line) + " |\n" for line in lines)
+
+
 def print_table(rows: list[dict], columns: list[str] | None = None) -> None:
     """A plain aligned text table on stdout."""
     if not rows:
         typer.echo("(no rows)")
         return
     columns = columns or list(rows[0])
-
-    def cell(v: object) -> str:
-        return json.dumps(v) if isinstance(v, (list, dict)) else ("" if v is None else str(v))
+    cell = _cell
 
     widths = {c: max(len(c), *(len(cell(r.get(c))) for r in rows)) for c in columns}
     typer.echo("  ".join(c.ljust(widths[c]) for c in columns))

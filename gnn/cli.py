@@ -142,18 +142,54 @@ def add_cli(app: typer.Typer) -> None:
             typer.echo(f"\nNext: moakg query run top_predictions --param run={first}")
 
 
+RESULTS_HELP = (
+    "Run every experiment of a suite file and write its tables as Markdown: the README's results tables "
+    "from one command.\n\n"
+    "Each [[experiment]] of the TOML suite (default demo/results.toml) has a name, a title and moakg train "
+    "options (the --config keys). Each finished experiment is written to OUT/<name>.md at once, then "
+    "OUT/results.md collects them. Re-running skips experiments already written with the same options, so "
+    "a stopped suite resumes and a changed experiment alone re-runs (--force re-runs all). The full default "
+    "suite takes hours on 2 CPU cores; --only NAME runs one.\n\n"
+    "Example: moakg results --only moa-scaffold"
+)
+
+
+def add_results_cli(app: typer.Typer) -> None:
+    """Register the top-level ``results`` command on ``app``."""
+    from moakg.gnn.suite import DEFAULT_SUITE, load_suite, run_suite, suite_status
+
+    @app.command("results", help=RESULTS_HELP)
+    def results_cmd(
+        suite: Annotated[Path, typer.Option(help="TOML suite of experiments.")] = DEFAULT_SUITE,
+        out: Annotated[Path | None, typer.Option(help="Folder of the Markdown files (default: "
+                                                 "$MOAKG_HOME/results).")] = None,
+        only: Annotated[list[str] | None, typer.Option("--only", help="Run only these experiments "
+                                                       "(repeatable).")] = None,
+        force: Annotated[bool, typer.Option("--force", help="Re-run experiments already written.")] = False,
+        list_only: Annotated[bool, typer.Option("--list", help="List the experiments and whether each is "
+                                                "written; run nothing.")] = False,
+    ) -> None:
+        from moakg.kg.local_server import moakg_home
+
+        try:
+            experiments = load_suite(suite)
+        except UserError as exc:
+            raise fail(str(exc)) from None
+        folder = out or moakg_home() / "results"
+        if list_only:
+            print_table(suite_status(experiments, folder))
+            return
+        with connect() as conn:
+            try:
+                index = run_suite(conn, experiments, folder, only or (), force, log=typer.echo)
+            except UserError as exc:
+                raise fail(str(exc)) from None
+        typer.echo(f"\nall tables: {index}")
+
+
 def print_results(result: Any) -> None:
-    """The tables of an :class:`~moakg.gnn.results.ExperimentResult`: the results table, the paired
-    comparison, the similarity strata and the label-noise table (what ``moakg train`` prints)."""
-    cfg = result.config
-    typer.echo("\nresults (test set, mean ± std over seeds " + " ".join(map(str, cfg.seeds)) + ")")
-    print_table(result.table, result.table_columns)
-    if result.evaluation.comparison_table:
-        typer.echo("\nbest GNN against the best baselines (paired per test compound and seed; Wilcoxon)")
-        print_table(result.evaluation.comparison_table)
-    if result.evaluation.strata_table:
-        typer.echo("\nby the test compound's highest Tanimoto similarity to the training compounds")
-        print_table(result.evaluation.strata_table)
-    if result.noise_table:
-        typer.echo("\nlabel noise (training labels flipped; test labels clean)")
-        print_table(result.noise_table)
+    """The tables of an :class:`~moakg.gnn.results.ExperimentResult` (its ``sections``): what ``moakg
+    train`` prints."""
+    for title, rows, columns in result.sections():
+        typer.echo("\n" + title)
+        print_table(rows, columns)

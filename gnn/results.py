@@ -97,6 +97,19 @@ class ExperimentResult:
     def table_columns(self) -> list[str]:
         return ["setting", "method", "n_test", "n_sig", *TABLE_METRICS[self.config.task], "ci95"]
 
+    def sections(self) -> list[tuple[str, list[dict[str, Any]], list[str] | None]]:
+        """``(title, rows, columns)`` of each table ``moakg train`` prints, in order (empty ones left
+        out): the results, the paired comparison, the similarity strata, the label-noise table."""
+        ev = self.evaluation
+        out = [("results (test set, mean ± std over seeds " + " ".join(map(str, self.config.seeds)) + ")",
+                self.table, self.table_columns),
+               ("best GNN against the best baselines (paired per test compound and seed; Wilcoxon)",
+                ev.comparison_table, None),
+               ("by the test compound's highest Tanimoto similarity to the training compounds",
+                ev.strata_table, None),
+               ("label noise (training labels flipped; test labels clean)", self.noise_table, None)]
+        return [(title, rows, cols) for title, rows, cols in out if rows]
+
 
 # ---------------------------------------------------------------------------------------------- numbers
 def _finite(values: Sequence[float | None]) -> list[float]:
