@@ -26,6 +26,8 @@ from moakg.kg.connection import Neo4jConnection
 
 #: the suite of the README's results tables
 DEFAULT_SUITE = Path(__file__).resolve().parents[1] / "demo" / "results.toml"
+#: options an experiment's Markdown names even at their defaults (the others only where changed)
+ALWAYS_SHOWN = ("task", "models", "split", "settings", "seeds")
 #: the first line of an experiment's Markdown file: its configuration, compared on a re-run
 CONFIG_MARK = "<!-- moakg results config: "
 
@@ -78,7 +80,8 @@ def load_suite(path: Path) -> list[Experiment]:
 def experiment_markdown(exp: Experiment, result: ExperimentResult) -> str:
     """An experiment's tables as Markdown, headed by its configuration (a TOML block for ``moakg train
     --config``) and the graph version it ran on."""
-    cfg = {k: v for k, v in exp.config.to_dict().items() if v != TrainConfig().to_dict()[k]}
+    default = TrainConfig().to_dict()
+    cfg = {k: v for k, v in exp.config.to_dict().items() if k in ALWAYS_SHOWN or v != default[k]}
     lines = [f"{CONFIG_MARK}{exp.fingerprint} -->", f"## {exp.title}", "",
              f"`{exp.name}`: `moakg train --config` with these options (the others at their defaults), on "
              f"the graph of ingest runs {', '.join(result.data_version) or '(none)'}:", "", "```toml",

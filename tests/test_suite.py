@@ -30,11 +30,11 @@ write = false
 out = "{out}"
 
 [[experiment]]
-name = "tiny-target"
-title = "Tiny targets"
-task = "target"
+name = "tiny-known"
+title = "Tiny MoA, known targets"
+task = "moa"
 split = "random"
-settings = ["phenotype"]
+settings = ["known_targets"]
 seeds = [0]
 epochs = 2
 hidden = 16
@@ -83,33 +83,33 @@ def test_suite_writes_markdown_resumes_and_reruns_only_what_changed(demo_conn: N
     calls: list[str] = []
 
     def counted(conn: Neo4jConnection, cfg: object, log: object = print) -> object:
-        calls.append(cfg.task)  # type: ignore[attr-defined]
+        calls.append(cfg.settings[0])  # type: ignore[attr-defined]
         return run_experiment(conn, cfg, log=lambda _: None)  # type: ignore[arg-type]
 
     out = tmp_path / "results"
     index = run_suite(demo_conn, load_suite(_suite(tmp_path)), out, log=lambda _: None, run=counted)
-    assert calls == ["moa", "target"]
+    assert calls == ["phenotype", "known_targets"]
     moa = (out / "tiny-moa.md").read_text()
     assert "## Tiny MoA" in moa and "| setting | method |" in moa
     rows = [line for line in moa.splitlines() if line.startswith("| phenotype |")]
     methods = {line.split("|")[2].strip() for line in rows}
     assert {"gnn:sage", "frequency_prior", "tanimoto_knn", "fp_mlp"} <= methods
     assert 'epochs = 2' in moa and 'task = "moa"' in moa  # the options it ran with
-    assert "| gnn:sage |" in (out / "tiny-target.md").read_text()
+    assert "| known_targets | gnn:sage |" in (out / "tiny-known.md").read_text()
     text = index.read_text()
-    assert text.index("## Tiny MoA") < text.index("## Tiny targets") and "Not run yet" not in text
+    assert text.index("## Tiny MoA") < text.index("## Tiny MoA, known targets") and "Not run yet" not in text
 
     # nothing changed: nothing runs, the files stay as they were
     before = {p.name: p.read_text() for p in out.glob("*.md")}
     run_suite(demo_conn, load_suite(_suite(tmp_path)), out, log=lambda _: None, run=counted)
-    assert calls == ["moa", "target"]
+    assert calls == ["phenotype", "known_targets"]
     assert {p.name: p.read_text() for p in out.glob("*.md")} == before
 
     # one experiment's options changed: that one alone re-runs
     run_suite(demo_conn, load_suite(_suite(tmp_path, epochs=3)), out, log=lambda _: None, run=counted)
-    assert calls == ["moa", "target", "moa"]
+    assert calls == ["phenotype", "known_targets", "phenotype"]
     assert "epochs = 3" in (out / "tiny-moa.md").read_text()
-    assert (out / "tiny-target.md").read_text() == before["tiny-target.md"]
+    assert (out / "tiny-known.md").read_text() == before["tiny-known.md"]
 
     with pytest.raises(UserError, match="--only nope: no such experiment"):
         run_suite(demo_conn, load_suite(_suite(tmp_path)), out, only=["nope"], run=counted)
@@ -121,6 +121,6 @@ def test_results_list_shows_what_is_written(tmp_path: Path) -> None:
     listed = CliRunner().invoke(app, ["results", "--suite", str(suite), "--out", str(out), "--list"])
     assert listed.exit_code == 0, listed.output
     assert [line.split()[:2] for line in listed.output.splitlines()[2:]] == [["tiny-moa", "no"],
-                                                                              ["tiny-target", "no"]]
+                                                                              ["tiny-known", "no"]]
     bad = CliRunner().invoke(app, ["results", "--suite", str(tmp_path / "missing.toml"), "--list"])
     assert bad.exit_code == 1 and "missing.toml: no such suite file" in bad.output
