@@ -145,7 +145,7 @@ def add_cli(app: typer.Typer) -> None:
 RESULTS_HELP = (
     "Run every experiment of a suite file and write its tables as Markdown: the README's results tables "
     "from one command.\n\n"
-    "Each [[experiment]] of the TOML suite (default demo/results.toml) has a name, a title and moakg train "
+    "Each experiment table of the TOML suite (default demo/results.toml) has a name, a title and moakg train "
     "options (the --config keys). Each finished experiment is written to OUT/<name>.md at once, then "
     "OUT/results.md collects them. Re-running skips experiments already written with the same options, so "
     "a stopped suite resumes and a changed experiment alone re-runs (--force re-runs all). The full default "
