@@ -1,4 +1,4 @@
-"""``moakg results``: a suite of experiments run against the demo graph in Neo4j, written as Markdown,
+"""``moakg results``: a suite of experiments (real trainings on a small synthetic graph), written as Markdown,
 resumed and re-run only where its options changed; a bad suite file is one clear error."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_gnn_tasks import toy_graph
 from typer.testing import CliRunner
 
 from moakg.cli import app
@@ -77,17 +78,18 @@ def test_a_bad_suite_is_one_error_naming_the_file_and_experiment(tmp_path: Path,
     assert message in str(err.value)
 
 
-@pytest.mark.slow
-def test_suite_writes_markdown_resumes_and_reruns_only_what_changed(demo_conn: Neo4jConnection,
-                                                                    tmp_path: Path) -> None:
+def test_suite_writes_markdown_resumes_and_reruns_only_what_changed(tmp_path: Path) -> None:
+    """Real trainings (every baseline) on a small synthetic graph passed as data: the suite's own
+    behaviour, without touching a Neo4j graph other tests share."""
+    data, maps = toy_graph(n_compounds=100, signal="both")
     calls: list[str] = []
 
-    def counted(conn: Neo4jConnection, cfg: object, log: object = print) -> object:
+    def counted(conn: Neo4jConnection | None, cfg: object, log: object = print) -> object:
         calls.append(cfg.settings[0])  # type: ignore[attr-defined]
-        return run_experiment(conn, cfg, log=lambda _: None)  # type: ignore[arg-type]
+        return run_experiment(None, cfg, data, maps, log=lambda _: None, n_boot=20)  # type: ignore[arg-type]
 
     out = tmp_path / "results"
-    index = run_suite(demo_conn, load_suite(_suite(tmp_path)), out, log=lambda _: None, run=counted)
+    index = run_suite(None, load_suite(_suite(tmp_path)), out, log=lambda _: None, run=counted)
     assert calls == ["phenotype", "known_targets"]
     moa = (out / "tiny-moa.md").read_text()
     assert "## Tiny MoA" in moa and "| setting | method |" in moa
@@ -101,18 +103,18 @@ def test_suite_writes_markdown_resumes_and_reruns_only_what_changed(demo_conn: N
 
     # nothing changed: nothing runs, the files stay as they were
     before = {p.name: p.read_text() for p in out.glob("*.md")}
-    run_suite(demo_conn, load_suite(_suite(tmp_path)), out, log=lambda _: None, run=counted)
+    run_suite(None, load_suite(_suite(tmp_path)), out, log=lambda _: None, run=counted)
     assert calls == ["phenotype", "known_targets"]
     assert {p.name: p.read_text() for p in out.glob("*.md")} == before
 
     # one experiment's options changed: that one alone re-runs
-    run_suite(demo_conn, load_suite(_suite(tmp_path, epochs=3)), out, log=lambda _: None, run=counted)
+    run_suite(None, load_suite(_suite(tmp_path, epochs=3)), out, log=lambda _: None, run=counted)
     assert calls == ["phenotype", "known_targets", "phenotype"]
     assert "epochs = 3" in (out / "tiny-moa.md").read_text()
     assert (out / "tiny-known.md").read_text() == before["tiny-known.md"]
 
     with pytest.raises(UserError, match="--only nope: no such experiment"):
-        run_suite(demo_conn, load_suite(_suite(tmp_path)), out, only=["nope"], run=counted)
+        run_suite(None, load_suite(_suite(tmp_path)), out, only=["nope"], run=counted)
 
 
 def test_results_list_shows_what_is_written(tmp_path: Path) -> None:
