@@ -8,7 +8,7 @@ structure, 40 epochs left them where they started and the model 0.06 MRR below t
 baselines get a grid over k and shrinkage on validation; the votes get the same budget here: before
 training, each relation's (gate, beta, kappa) is chosen on the validation metric of the votes alone,
 relation by relation (structure first, then the signature vote added on top of it). Target votes also
-choose how many neighbours vote (``TOP_KS``): the tuned target kNN keeps few (k = 4 on the demo's
+choose how many neighbours vote (``TOP_KS``): the tuned target kNN keeps few (k = 2-4 on the demo's
 validation splits), a hard cut that a smooth similarity weighting over the graph's ten nearest did not
 reach (validation MRR 0.209 and 0.276 against the kNN's 0.216 and 0.283 on two demo splits). Test data are
 never read.
