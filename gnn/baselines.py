@@ -479,6 +479,46 @@ def stacked_mlp_knn(task: AnyTask, v: LabelView, x: Tensor, seed: int, epochs: i
     return scores, f"kNN k={choice.k}, shrink={choice.shrink:g}, weight {w:g} (validation)"
 
 
+#: weights of the MoA-mediated kNN's scores added to the Tanimoto kNN's in :func:`stacked_moa_knn`
+MOA_STACK_WEIGHTS: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0)
+
+
+def stacked_moa_knn(task: TargetTask, v: LabelView, ks: Sequence[int] = KNN_KS,
+                    shrinks: Sequence[float] = KNN_SHRINKS) -> tuple[Tensor, str] | None:
+    r"""The target GNN's MoA-mediated vote rebuilt outside the graph, stacked on the Tanimoto kNN of
+    targets: :math:`s_{cg} = s^{\mathrm{kNN}}_{cg} + w \sum_m q_{cm} P(g \mid m)`, where :math:`q_c` is
+    a Tanimoto kNN of MoAs over the compounds outside validation and test (``task.moa``, normalised to
+    sum to 1) and :math:`P(g \mid m)` the share of the training compounds with MoA ``m`` that target
+    ``g``. The kNN's ``(k, shrink)`` (:func:`tune_knn`), the MoA kNN's ``k`` (``ks``) and ``w``
+    (:data:`MOA_STACK_WEIGHTS`) are chosen on validation MRR. Returns test scores and a note (None
+    without MoAs or validation rows)."""
+    moa, val_metric = task.moa, _rows_val_score(task, v.val)
+    if moa is None or not bool(moa.sum() > 0) or val_metric is None:
+        return None
+    prior = frequency_prior(v.y(v.train), 1)[0]
+    sim, has = next((sim, ok) for name, sim, ok, _ in _knn_inputs(task.graph, v.n_rows)
+                    if name == "tanimoto_knn")
+    tr_fp = v.train[has[v.train]]
+    y_fp = v.y(tr_fp)
+    choice = tune_knn(sim(v.val, tr_fp), y_fp, prior, val_metric, ks, shrinks)
+    m_tr = moa[v.train]
+    gene_given_moa = (m_tr.T @ v.y(v.train)) / m_tr.sum(0).clamp(min=1).unsqueeze(1)  # [M, G]
+    voters = ((moa.sum(1) > 0) & has).nonzero().view(-1)  # never a held-out compound: their rows are 0
+
+    def moa_votes(rows: Tensor, k: int) -> Tensor:
+        q = knn_scores(sim(rows, voters), moa[voters], k)
+        return (q / q.sum(1, keepdim=True).clamp(min=1e-9)) @ gene_given_moa
+
+    knn_va = knn_scores(sim(v.val, tr_fp), y_fp, choice.k, prior, choice.shrink)
+    votes_va = {k: moa_votes(v.val, k) for k in ks}
+    k_m, w = max(((k, w) for k in ks for w in MOA_STACK_WEIGHTS),
+                 key=lambda kw: (val_metric(knn_va + kw[1] * votes_va[kw[0]]), -kw[1], -kw[0]))
+    scores = knn_scores(sim(v.test, tr_fp), y_fp, choice.k, prior, choice.shrink)
+    scores = scores + w * moa_votes(v.test, k_m)
+    return scores, (f"kNN k={choice.k}, shrink={choice.shrink:g}; MoA kNN k={k_m}, weight {w:g} "
+                    "(validation)")
+
+
 def compound_targets(graph: object) -> Tensor:
     """long ``[2, P]``: the (compound, gene) pairs of ``graph``'s TARGETS edges (either direction),
     deduplicated (one edge per source counts once), i.e. each compound's known targets as they stand in
@@ -572,7 +612,8 @@ def run_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, hidden: int =
                   shrinks: Sequence[float] = KNN_SHRINKS, lr: float = 1e-3) -> list[BaselineResult]:
     """Every baseline that applies to ``task``, on ``task.split``, scored on its test rows.
 
-    MoA / target tasks: ``frequency_prior``, (targets: ``degree``), ``tanimoto_knn``, ``signature_knn``,
+    MoA / target tasks: ``frequency_prior``, (targets: ``degree`` and ``tanimoto_moa_knn``,
+    :func:`stacked_moa_knn`), ``tanimoto_knn``, ``signature_knn``,
     ``fused_knn`` (:func:`knn_baselines`, ``k`` in ``ks`` and shrinkage in ``shrinks`` chosen on
     validation), ``fp_mlp`` (rows without a structure get the prior), ``fp_sig_logreg`` and
     ``fp_sig_mlp`` on the GNN's own compound input (fingerprint, scaled signature, a has-signature
@@ -599,6 +640,10 @@ def run_baselines(task: AnyTask, seed: int = 0, epochs: int = 200, hidden: int =
         add("degree", gene_degree(g).unsqueeze(0).expand(v.test.numel(), -1).clone(), v.test,
             "gene degree in the training graph")
     out.extend(knn_baselines(task, ks, shrinks))
+    got = stacked_moa_knn(task, v, ks, shrinks) if isinstance(task, TargetTask) and "fp" in g[COMPOUND] \
+        else None
+    if got is not None:
+        add("tanimoto_moa_knn", got[0], v.test, got[1])
     if v.node_type == COMPOUND and "fp" in g[COMPOUND]:
         fp = g[COMPOUND].fp
         has = g[COMPOUND].get("has_structure", torch.ones(v.n_rows, dtype=torch.bool)).bool()

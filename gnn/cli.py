@@ -90,6 +90,8 @@ def add_cli(app: typer.Typer) -> None:
         supervision_frac: Annotated[float | None, typer.Option(help=h("supervision_frac"))] = None,
         label_trick: Annotated[bool | None, typer.Option("--label-trick/--no-label-trick",
                                                          help=h("label_trick"))] = None,
+        moa_votes: Annotated[bool | None, typer.Option("--moa-votes/--no-moa-votes",
+                                                       help=h("moa_votes"))] = None,
         tune_votes: Annotated[bool | None, typer.Option("--tune-votes/--no-tune-votes",
                                                         help=h("tune_votes"))] = None,
         label_known_frac: Annotated[float | None, typer.Option(help=h("label_known_frac"))] = None,

@@ -122,6 +122,10 @@ class TrainConfig:
                              "edges; targets: votes of those neighbours' TARGETS edges (the tuned kNN as "
                              "a special case of the model).",
                              "--label-trick/--no-label-trick")
+    moa_votes: bool = _opt(True, "Targets, with --label-trick: also vote through the MoA layer (the "
+                           "structurally similar compounds' MoAs vote with the targets of the compounds "
+                           "sharing them); compounds outside validation and test bring their MoAs as "
+                           "input, held-out compounds never.", "--moa-votes/--no-moa-votes")
     tune_votes: bool = _opt(True, "Start the votes' gates, similarity sharpness and prior pseudo-count at "
                             "the best point of a small grid on validation data (the kNN baselines' tuning "
                             "budget).", "--tune-votes/--no-tune-votes")

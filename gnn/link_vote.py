@@ -7,6 +7,15 @@ case of the GNN. Targets are links, not node labels, so the vote here is read of
 holds are the votes' input (training compounds' targets; in each training epoch the supervised
 compounds' targets are hidden, as held-out compounds' are), so no held-out target can vote.
 
+One more relation, :data:`~moakg.gnn.train.MOA_MEDIATED`, votes through the MoA layer of the graph: the
+metapath ``Compound-SIMILAR_STRUCTURE-Compound-HAS_MOA-MoA-HAS_MOA-Compound-TARGETS-Gene``. A similar
+compound votes with the targets that compounds sharing its MoAs have (``P(g | m)``, the share of the
+compounds with MoA ``m`` and visible targets that target ``g``), not only with its own: a held-out
+compound whose nearest neighbours are annotated "HDAC inhibitor" but target HDAC1 alone still gets votes
+for HDAC2 and HDAC3. The MoAs are an input column block of the compound features (the label-trick layout,
+:mod:`moakg.gnn.label_trick`), held only by compounds outside validation and test
+(:attr:`~moakg.gnn.tasks.TargetTask.moa`), so no held-out MoA or target reaches a vote.
+
 The votes are computed with plain index operations rather than a ``MessagePassing`` layer because a
 vote is a two-hop quantity per (compound, gene) pair (similar compound, then its targets), and only the
 pairs some neighbour targets need storing: a dense [compounds, genes] table of the full graph would not
@@ -15,6 +24,7 @@ fit in memory, while the sparse join has one entry per (similarity edge, neighbo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -61,6 +71,28 @@ class LinkVoteTable:
         return dense.view(uniq.numel(), self.n_genes)[inverse]
 
 
+@dataclass
+class MoAVoteTable:
+    r"""The MoA-mediated relation's vote on one graph: the same interface as :class:`LinkVoteTable`.
+
+    ``moa_weight`` [N_compounds, M] is each compound's summed neighbour weight per MoA (a neighbour's
+    weight split evenly over its MoAs), ``gene_given_moa`` [n_genes, M] is :math:`P(g \mid m)`; a
+    compound's numerator for gene ``g`` is their product summed over the MoAs.
+    """
+
+    moa_weight: Tensor
+    gene_given_moa: Tensor
+    den: Tensor
+    kappa: Tensor
+    n_genes: int
+
+    def numerators(self, comp: Tensor, gene: Tensor) -> Tensor:
+        return (self.moa_weight[comp] * self.gene_given_moa[gene]).sum(-1)
+
+    def numerators_all(self, comp: Tensor) -> Tensor:
+        return self.moa_weight[comp] @ self.gene_given_moa.T
+
+
 class LinkVotes(nn.Module):
     r"""Similarity-weighted, prior-shrunk votes of a compound's neighbours' targets, added to the link
     logits as log-odds ratios with one learned gate per similarity relation:
@@ -81,6 +113,10 @@ class LinkVotes(nn.Module):
             Compound), as for :class:`~moakg.gnn.similarity_vote.LabelVotes`.
         target_edge_type: the ``(Compound, TARGETS, Gene)`` edge type whose edges vote.
         n_genes: genes of the full graph (the prior's length).
+        moa_relations: relations of ``relations`` that vote through the neighbours' MoAs
+            (:class:`MoAVoteTable`) instead of their own targets.
+        moa_cols: ``(lo, hi)`` the MoA multi-hot columns of the compound features (needed with
+            ``moa_relations``).
 
     Shapes:
         - **input** (:meth:`tables`): ``x`` [N_c, F] compound features, ``edge_index_dict``; the gene
@@ -92,9 +128,13 @@ class LinkVotes(nn.Module):
     #: :math:`p_g`, set by :meth:`~moakg.gnn.models.TargetLinkPredictor.set_prior`
     prior: Tensor
 
-    def __init__(self, relations: dict[str, VoteSpec], target_edge_type: EdgeType, n_genes: int) -> None:
+    def __init__(self, relations: dict[str, VoteSpec], target_edge_type: EdgeType, n_genes: int,
+                 moa_relations: Sequence[str] = (), moa_cols: tuple[int, int] | None = None) -> None:
         super().__init__()
+        if moa_relations and moa_cols is None:
+            raise ValueError("MoA-mediated relations need the MoA columns of the compound features")
         self.relations = {rel: list(spec[2]) for rel, spec in relations.items()}
+        self.moa_relations, self.moa_cols = set(moa_relations), moa_cols
         self.target_edge_type = target_edge_type
         self.gate0 = torch.tensor([float(spec[3]) for spec in relations.values()])
         self.votes = nn.ModuleDict({rel: SimilarityVote(spec[0], spec[1]) for rel, spec in relations.items()})
@@ -112,7 +152,7 @@ class LinkVotes(nn.Module):
             self.gates.copy_(self.gate0)
 
     def tables(self, x: Tensor, edge_index_dict: dict[EdgeType, Tensor],
-               n_genes: int) -> list[LinkVoteTable | None]:
+               n_genes: int) -> list[LinkVoteTable | MoAVoteTable | None]:
         """Each relation's :class:`LinkVoteTable` on the graph of ``edge_index_dict`` (None where it has no
         similarity edges); ``x`` are its compound features, ``n_genes`` its gene count."""
         n_c = x.size(0)
@@ -126,12 +166,15 @@ class LinkVotes(nn.Module):
         deg = torch.bincount(t_comp, minlength=n_c)
         ptr = torch.cumsum(deg, 0) - deg
         known = (deg > 0).to(x.dtype)
-        out: list[LinkVoteTable | None] = []
+        out: list[LinkVoteTable | MoAVoteTable | None] = []
         for rel, vote in self.votes.items():
             eis = [ei for et in self.relations[rel]
                    if (ei := edge_index_dict.get(et)) is not None and ei.numel()]
             if not eis:
                 out.append(None)
+                continue
+            if rel in self.moa_relations:
+                out.append(self._moa_table(vote, x, eis, targets, deg > 0, n_genes))
                 continue
             # messages src (neighbour) -> dst (voted-for compound)
             (src, dst), w = vote.weighted_edges(x, eis, known)
@@ -146,11 +189,39 @@ class LinkVotes(nn.Module):
             out.append(LinkVoteTable(keys, num, den, F.softplus(vote.raw_kappa), n_genes))
         return out
 
-    def _log_odds(self, table: LinkVoteTable, num: Tensor, den: Tensor, p: Tensor) -> Tensor:
+    def _moa_table(self, vote: SimilarityVote, x: Tensor, eis: list[Tensor], targets: Tensor,
+                   has_targets: Tensor, n_genes: int) -> MoAVoteTable:
+        r""":class:`MoAVoteTable` of ``vote``'s similarity edges: :math:`P(g \mid m)` from the compounds
+        with both an MoA input and visible TARGETS edges (``targets``), and each compound's neighbour
+        weight per MoA from its neighbours with an MoA that some such compound has."""
+        lo, hi = self.moa_cols  # type: ignore[misc]
+        moa = (x[:, lo:hi] > 0).to(x.dtype)
+        with torch.no_grad():  # P(g | m) depends on the graph's edges and inputs only
+            per_moa = moa[has_targets].sum(0)
+            gene_given_moa = torch.zeros(n_genes, moa.size(1), dtype=x.dtype, device=x.device)
+            gene_given_moa.index_add_(0, targets[1], moa[targets[0]])
+            gene_given_moa = gene_given_moa / per_moa.clamp(min=1)
+            usable = moa * (per_moa > 0).to(x.dtype)
+            share = usable / usable.sum(1, keepdim=True).clamp(min=1)  # a neighbour's weight over its MoAs
+        known = (usable.sum(1) > 0).to(x.dtype)
+        (src, dst), w = vote.weighted_edges(x, eis, known)
+        den = torch.zeros(x.size(0), dtype=x.dtype, device=x.device).index_add(0, dst, w * known[src])
+        # join each similarity edge with its neighbour's MoAs (sparse: E x M would not fit the full graph)
+        m_comp, m_moa = share.nonzero(as_tuple=True)  # row-major: grouped by compound
+        n_moa_of = torch.bincount(m_comp, minlength=x.size(0))
+        edge, within = expand_groups(n_moa_of[src])
+        at = (torch.cumsum(n_moa_of, 0) - n_moa_of)[src[edge]] + within
+        n_m = moa.size(1)
+        flat = torch.zeros(x.size(0) * n_m, dtype=x.dtype, device=x.device).index_add(
+            0, dst[edge] * n_m + m_moa[at], w[edge] * share[m_comp[at], m_moa[at]])
+        return MoAVoteTable(flat.view(x.size(0), n_m), gene_given_moa, den, F.softplus(vote.raw_kappa),
+                            n_genes)
+
+    def _log_odds(self, table: LinkVoteTable | MoAVoteTable, num: Tensor, den: Tensor, p: Tensor) -> Tensor:
         v = (num + table.kappa * p) / (table.kappa + den)
         return safe_logit(v) - safe_logit(p)
 
-    def offset(self, tables: list[LinkVoteTable | None], comp: Tensor, gene: Tensor,
+    def offset(self, tables: list[LinkVoteTable | MoAVoteTable | None], comp: Tensor, gene: Tensor,
                gene_global: Tensor) -> Tensor:
         """Logit offsets [E] of pairs (``comp[i]``, ``gene[i]``) in the tables' index space;
         ``gene_global`` indexes the prior."""
@@ -162,7 +233,7 @@ class LinkVotes(nn.Module):
                                                            table.den[comp], p)
         return out
 
-    def offset_all(self, tables: list[LinkVoteTable | None], comp: Tensor) -> Tensor:
+    def offset_all(self, tables: list[LinkVoteTable | MoAVoteTable | None], comp: Tensor) -> Tensor:
         """Logit offsets [len(comp), n_genes] of compounds ``comp`` against every gene (tables of the
         full graph, whose gene ids are the prior's)."""
         out = torch.zeros(comp.numel(), self.prior.numel(), dtype=self.prior.dtype, device=comp.device)

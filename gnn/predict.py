@@ -485,13 +485,15 @@ def _scores(run: Any, rows: torch.Tensor, hide: torch.Tensor) -> torch.Tensor:
     from moakg.gnn.label_trick import LABEL_INPUT, attach_label_input
     from moakg.gnn.models import model_inputs
     from moakg.gnn.tasks import COMPOUND, GENE, drop_incident, target_relations
+    from moakg.gnn.train import label_input
 
     graph = copy.copy(run.graph)
     n_c = int(graph[COMPOUND].num_nodes)
     if hide.numel():
-        if LABEL_INPUT in graph[COMPOUND]:
-            keep = run.task.split.train[~torch.isin(run.task.split.train, hide)]
-            attach_label_input(graph, COMPOUND, run.task.y, keep)
+        given = label_input(run.task, run.config)
+        if LABEL_INPUT in graph[COMPOUND] and given is not None:
+            values, rows = given
+            attach_label_input(graph, COMPOUND, values, rows[~torch.isin(rows, hide)])
         mask = torch.zeros(n_c, dtype=torch.bool)
         mask[hide] = True
         if run.task.setting == "phenotype" or run.kind == "target":

@@ -85,6 +85,9 @@ class TargetTask:
         n_genes: number of Gene nodes (the candidate set).
         split: over compounds with at least one target.
         setting: ``'phenotype'`` or ``'known_targets'``.
+        moa: float ``[n_compounds, n_moa]`` multi-hot MoAs of every compound outside val/test (an input
+            of the MoA-mediated target vote, :mod:`moakg.gnn.link_vote`); a held-out compound's row is
+            zero, its MoA is no more known than its targets.
     """
 
     graph: HeteroData
@@ -92,6 +95,7 @@ class TargetTask:
     n_genes: int
     split: Split
     setting: str
+    moa: Tensor | None = None
 
 
 @dataclass
@@ -299,7 +303,17 @@ def make_target_task(data: HeteroData, maps: Any, split: str = "random", seed: i
     graph = _copy_graph(data)
     drop_incident(graph, COMPOUND, MOA)
     drop_incident(graph, COMPOUND, GENE, pairs=pairs[:, held], n_b=n_genes, relations=target_relations())
-    return TargetTask(graph, pos, n_genes, s, setting)
+    return TargetTask(graph, pos, n_genes, s, setting, known_moas(data, torch.cat([s.val, s.test])))
+
+
+def known_moas(data: HeteroData, held: Tensor) -> Tensor:
+    """Float ``[n_compounds, n_moa]`` multi-hot MoAs of ``data``'s compounds, zero on the rows ``held``."""
+    pairs = _pairs(data, "HAS_MOA")
+    n_moa = int(data[MOA].num_nodes) if MOA in data.node_types else 0
+    out = torch.zeros(data[COMPOUND].num_nodes, n_moa)
+    out[pairs[0], pairs[1]] = 1.0
+    out[held] = 0.0
+    return out
 
 
 def _kept_targets(pairs: Tensor, held: Tensor, known_frac: float, seed: int) -> Tensor:
@@ -412,7 +426,8 @@ def assert_no_leakage(task: MoATask | TargetTask | SignatureTask) -> None:
     """Raise ``AssertionError`` if a held-out label or target edge is in ``task.graph`` (either direction).
 
     Checks: the split is disjoint; no Compound-MoA edge exists at all; for :class:`TargetTask` none of
-    the val/test pairs is a TARGETS edge; in ``'phenotype'`` no TARGETS edge touches a held-out
+    the val/test pairs is a TARGETS edge and no held-out compound has an MoA input (``task.moa``); in
+    ``'phenotype'`` no TARGETS edge touches a held-out
     compound (their MIMICS / OPPOSES edges, phenotype like their signatures, stay); for
     :class:`SignatureTask` no held-out signature reaches its compound.
     """
@@ -427,6 +442,8 @@ def assert_no_leakage(task: MoATask | TargetTask | SignatureTask) -> None:
         heldpairs = torch.cat([task.pos["val"], task.pos["test"]], 1)
         if (n := _present(g, COMPOUND, GENE, heldpairs, task.n_genes, targets)):
             raise AssertionError(f"{n} held-out (compound, gene) pairs are TARGETS edges of the graph")
+        if task.moa is not None and (n := int((task.moa[held].sum(1) > 0).sum())):
+            raise AssertionError(f"{n} held-out compounds have an MoA input")
         if task.setting == "phenotype" and (n := _touching(g, COMPOUND, GENE, held, targets)):
             raise AssertionError(f"phenotype setting: {n} TARGETS edges touch val/test compounds")
     elif isinstance(task, SignatureTask):

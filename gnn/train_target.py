@@ -16,6 +16,7 @@ from torch_geometric.data import HeteroData
 
 from moakg.gnn.config import TrainConfig
 from moakg.gnn.fit import eval_generator
+from moakg.gnn.label_trick import LABEL_INPUT, LABEL_KNOWN
 from moakg.gnn.metrics import target_metrics
 from moakg.gnn.models import TargetLinkPredictor, model_inputs
 from moakg.gnn.sampling import batches, sample_subgraph
@@ -29,9 +30,17 @@ EVAL_BATCH = 1024
 
 def without_pairs(graph: HeteroData, pairs: Tensor, n_genes: int) -> HeteroData:
     """Shallow copy of ``graph`` (own stores, shared tensors) without the TARGETS edges of ``pairs``
-    [2, E] (compound, gene), in both directions (a MIMICS edge of the same pair is phenotype and stays)."""
+    [2, E] (compound, gene), in both directions (a MIMICS edge of the same pair is phenotype and stays),
+    and without the label input (the MoAs of the MoA-mediated vote) of their compounds: those enter the
+    epoch as a held-out compound does, with neither."""
     out = copy.copy(graph)
     drop_incident(out, COMPOUND, GENE, pairs=pairs, n_b=n_genes, relations=target_relations())
+    store = out[COMPOUND]
+    if LABEL_INPUT in store:
+        keep = torch.ones(store[LABEL_KNOWN].numel(), dtype=store[LABEL_KNOWN].dtype)
+        keep[pairs[0]] = 0.0
+        store[LABEL_INPUT] = store[LABEL_INPUT] * keep.unsqueeze(1)
+        store[LABEL_KNOWN] = store[LABEL_KNOWN] * keep
     return out
 
 

@@ -206,3 +206,58 @@ def test_top_k_votes_are_a_dense_knn_of_each_compounds_k_nearest_neighbours_with
         return -float((votes.offset_all(votes.tables(x, edges, N_G), torch.arange(N_C)) - truth).abs().sum())
 
     assert tune_votes(votes, score, top_ks=(0, 1, 3))["SIMILAR_SIGNATURE"][3] == 3
+
+
+def test_moa_mediated_vote_is_a_dense_vote_of_the_neighbours_moas_through_p_gene_given_moa() -> None:
+    """MOA_MEDIATED: each similar compound votes, split over its MoAs, with P(g | m), the share of the
+    compounds with MoA m and visible targets that target g, written out densely here. A compound whose
+    MoA no compound with targets has does not vote, and changing a compound's MoA input moves only the
+    votes of its neighbours."""
+    g = torch.Generator().manual_seed(7)
+    x, edges = _graph(3)
+    n_moa = 4
+    moa = (torch.rand(N_C, n_moa, generator=g) < 0.35).float()
+    moa[:, 3] = 0.0
+    moa[N_C - 1, :] = 0.0
+    moa[N_C - 1, 3] = 1.0  # an MoA without a single compound with targets: no vote
+    features = torch.cat([x, moa], 1)
+    votes = LinkVotes({"MOA_MEDIATED": ("tanimoto", (0, BITS), [SIM, SIM_REV], 1.0)}, TARGETS, N_G,
+                      ("MOA_MEDIATED",), (BITS, BITS + n_moa))
+    votes.prior.fill_(0.05)
+    (vote,) = votes.votes.values()
+    vote.set_params(2.0, 0.7)
+    a = torch.zeros(N_C, N_G)
+    a[edges[TARGETS][0], edges[TARGETS][1]] = 1.0
+    has_t = a.sum(1) > 0
+    per_moa = moa[has_t].sum(0)
+    p_gene_given_moa = (a.T @ moa) / per_moa.clamp(min=1)  # [G, M]
+    usable = moa * (per_moa > 0).float()
+    share = usable / usable.sum(1, keepdim=True).clamp(min=1)
+    known = (usable.sum(1) > 0).float()
+    w = torch.zeros(N_C, N_C)
+    for et in (SIM, SIM_REV):
+        for src, dst in edges[et].T.tolist():
+            inter = (x[src] * x[dst]).sum()
+            union = x[src].sum() + x[dst].sum() - inter
+            w[dst, src] += torch.exp(torch.tensor(2.0 * (float(inter / union) - 1.0)))
+    expected = (0.7 * 0.05 + w @ share @ p_gene_given_moa.T) / (0.7 + (w * known).sum(1, keepdim=True))
+    logit = lambda p: torch.log(p) - torch.log1p(-p)  # noqa: E731
+    tables = votes.tables(features, edges, N_G)
+    offsets = votes.offset_all(tables, torch.arange(N_C))
+    assert torch.allclose(offsets, logit(expected) - logit(torch.tensor(0.05)), atol=1e-5)
+    assert (offsets > 0).any()
+    cc, gg = torch.meshgrid(torch.arange(N_C), torch.arange(N_G), indexing="ij")
+    pairs = votes.offset(tables, cc.reshape(-1), gg.reshape(-1), gg.reshape(-1))
+    assert torch.allclose(pairs.view(N_C, N_G), offsets, atol=1e-6)
+    # a compound's own MoA input never enters its own vote, only its neighbours' (one without targets:
+    # its MoA then moves no P(g | m) either)
+    c = next(i for i in range(N_C) if not has_t[i] and (w[:, i] > 0).any())
+    changed = features.clone()
+    changed[c, BITS:BITS + 3] = 1.0 - changed[c, BITS:BITS + 3]
+    moved = votes.offset_all(votes.tables(changed, edges, N_G), torch.arange(N_C))
+    neighbours = (w[:, c] > 0).nonzero().view(-1)
+    still = torch.ones(N_C, dtype=torch.bool)
+    still[neighbours] = False
+    assert still[c]
+    assert torch.allclose(moved[still], offsets[still], atol=1e-6)
+    assert not torch.allclose(moved[neighbours], offsets[neighbours])

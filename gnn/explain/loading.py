@@ -74,7 +74,7 @@ def run_config(rec: dict[str, Any]) -> TrainConfig:
 
 
 #: model options added after runs were stored, with the value that means "not there"
-ADDED_OFF: dict[str, Any] = {"feature_mlp": 0}
+ADDED_OFF: dict[str, Any] = {"feature_mlp": 0, "moa_votes": False}
 
 
 def load_run(conn: Neo4jConnection, run_id: str, seed: int | None = None, data: HeteroData | None = None,
