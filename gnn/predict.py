@@ -492,8 +492,8 @@ def _scores(run: Any, rows: torch.Tensor, hide: torch.Tensor) -> torch.Tensor:
     if hide.numel():
         given = label_input(run.task, run.config)
         if LABEL_INPUT in graph[COMPOUND] and given is not None:
-            values, rows = given
-            attach_label_input(graph, COMPOUND, values, rows[~torch.isin(rows, hide)])
+            values, known_rows = given
+            attach_label_input(graph, COMPOUND, values, known_rows[~torch.isin(known_rows, hide)])
         mask = torch.zeros(n_c, dtype=torch.bool)
         mask[hide] = True
         if run.task.setting == "phenotype" or run.kind == "target":
