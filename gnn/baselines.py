@@ -380,6 +380,11 @@ def _knn_inputs(g: object, n_rows: int) -> list[tuple[str, SimFn, Tensor, str]]:
     return out
 
 
+def _tanimoto_input(g: object, n_rows: int) -> tuple[SimFn, Tensor]:
+    """``(sim, usable rows)`` of ``tanimoto_knn`` (:func:`_knn_inputs`): what the stacked baselines add to."""
+    return next((sim, ok) for name, sim, ok, _ in _knn_inputs(g, n_rows) if name == "tanimoto_knn")
+
+
 def knn_baselines(task: AnyTask, ks: Sequence[int] = KNN_KS,
                   shrinks: Sequence[float] = KNN_SHRINKS) -> list[BaselineResult]:
     """``tanimoto_knn``, ``signature_knn``, ``fused_knn`` (those whose inputs the graph has) of a
@@ -461,8 +466,7 @@ def stacked_mlp_knn(task: AnyTask, v: LabelView, x: Tensor, seed: int, epochs: i
     if val_metric is None:
         return mlp_te, "no validation rows: the MLP alone"
     prior = frequency_prior(y_tr, 1)[0]
-    sim, has = next((sim, ok) for name, sim, ok, _ in _knn_inputs(task.graph, v.n_rows)
-                    if name == "tanimoto_knn")
+    sim, has = _tanimoto_input(task.graph, v.n_rows)
     tr_fp = tr[has[tr]]
 
     def knn(rows: Tensor, k: int, shrink: float) -> Tensor:
@@ -496,8 +500,7 @@ def stacked_moa_knn(task: TargetTask, v: LabelView, ks: Sequence[int] = KNN_KS,
     if moa is None or not bool(moa.sum() > 0) or val_metric is None:
         return None
     prior = frequency_prior(v.y(v.train), 1)[0]
-    sim, has = next((sim, ok) for name, sim, ok, _ in _knn_inputs(task.graph, v.n_rows)
-                    if name == "tanimoto_knn")
+    sim, has = _tanimoto_input(task.graph, v.n_rows)
     tr_fp = v.train[has[v.train]]
     y_fp = v.y(tr_fp)
     choice = tune_knn(sim(v.val, tr_fp), y_fp, prior, val_metric, ks, shrinks)

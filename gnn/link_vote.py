@@ -36,6 +36,14 @@ from moakg.gnn.similarity_vote import SimilarityVote, VoteSpec, expand_groups, s
 EdgeType = tuple[str, str, str]
 
 
+def join_rows(src: Tensor, deg: Tensor) -> tuple[Tensor, Tensor]:
+    """``(edge, at)``: each similarity edge (neighbour ``src``) met with each of its neighbour's rows in a
+    CSR layout grouped by compound, whose row counts are ``deg`` [N]: ``edge`` indexes the edges, ``at``
+    the rows (its targets, or its MoAs)."""
+    edge, within = expand_groups(deg[src])
+    return edge, (torch.cumsum(deg, 0) - deg)[src[edge]] + within
+
+
 @dataclass
 class LinkVoteTable:
     """One relation's vote on one graph, in that graph's (compound, gene) index space.
@@ -164,7 +172,6 @@ class LinkVotes(nn.Module):
         t_comp, t_gene = targets[0][order], targets[1][order]
         t_weight = None if self.target_mask is None else self.target_mask[order]
         deg = torch.bincount(t_comp, minlength=n_c)
-        ptr = torch.cumsum(deg, 0) - deg
         known = (deg > 0).to(x.dtype)
         out: list[LinkVoteTable | MoAVoteTable | None] = []
         for rel, vote in self.votes.items():
@@ -180,8 +187,7 @@ class LinkVotes(nn.Module):
             (src, dst), w = vote.weighted_edges(x, eis, known)
             den = torch.zeros(n_c, dtype=x.dtype, device=x.device).index_add(0, dst, w * known[src])
             # join each similarity edge with its neighbour's targets
-            edge, within = expand_groups(deg[src])
-            at = ptr[src[edge]] + within
+            edge, at = join_rows(src, deg)
             gene = t_gene[at]
             keys, inverse = torch.unique(dst[edge] * n_genes + gene, return_inverse=True)
             weight = w[edge] if t_weight is None else w[edge] * t_weight[at]
@@ -208,9 +214,7 @@ class LinkVotes(nn.Module):
         den = torch.zeros(x.size(0), dtype=x.dtype, device=x.device).index_add(0, dst, w * known[src])
         # join each similarity edge with its neighbour's MoAs (sparse: E x M would not fit the full graph)
         m_comp, m_moa = share.nonzero(as_tuple=True)  # row-major: grouped by compound
-        n_moa_of = torch.bincount(m_comp, minlength=x.size(0))
-        edge, within = expand_groups(n_moa_of[src])
-        at = (torch.cumsum(n_moa_of, 0) - n_moa_of)[src[edge]] + within
+        edge, at = join_rows(src, torch.bincount(m_comp, minlength=x.size(0)))
         n_m = moa.size(1)
         flat = torch.zeros(x.size(0) * n_m, dtype=x.dtype, device=x.device).index_add(
             0, dst[edge] * n_m + m_moa[at], w[edge] * share[m_comp[at], m_moa[at]])
