@@ -324,13 +324,15 @@ def gene_degree(graph: object) -> Tensor:
 
 
 # --------------------------------------------------------------------------------------------- runner
-def _score(task: AnyTask, scores: Tensor, rows: Tensor, part: str = "test") -> dict[str, float]:
+def _score(task: AnyTask, scores: Tensor, rows: Tensor, part: str = "test",
+           ranking_only: bool = False) -> dict[str, float]:
     """Metrics of ``scores`` for ``rows`` (targets: the ``part`` pairs of those rows, training pairs
-    filtered)."""
+    filtered; ``ranking_only``: MRR and Hits@k only)."""
     if isinstance(task, TargetTask):
         pairs = task.pos[part]
         keep = torch.isin(pairs[0], rows)
-        return target_metrics(scores, pairs[:, keep], compounds=rows, known=task.pos["train"])
+        return target_metrics(scores, pairs[:, keep], compounds=rows, known=task.pos["train"],
+                              ranking_only=ranking_only)
     return moa_metrics(task.y[rows], scores)
 
 
@@ -424,7 +426,7 @@ def _rows_val_score(task: AnyTask, rows: Tensor) -> Callable[[Tensor], float] | 
     if rows.numel() == 0:
         return None
     if isinstance(task, TargetTask):
-        return lambda s: _score(task, s, rows, "val")["mrr"]
+        return lambda s: _score(task, s, rows, "val", ranking_only=True)["mrr"]
     y_val = task.y[rows]
     return lambda s: average_precision(y_val, s)
 

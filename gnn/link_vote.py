@@ -24,7 +24,8 @@ fit in memory, while the sparse join has one entry per (similarity edge, neighbo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -151,6 +152,8 @@ class LinkVotes(nn.Module):
         #: explanation mask on the TARGETS edges (``[E]``, a factor on each neighbour target's vote), set
         #: only while :func:`moakg.gnn.explain.masking.attached_masks` explains the model
         self.target_mask: Tensor | None = None
+        #: tables by (relation, beta, kappa, top_k) while :meth:`fixed_inputs` is open
+        self._cache: dict[tuple[str, float, float, int], LinkVoteTable | MoAVoteTable | None] | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -172,28 +175,55 @@ class LinkVotes(nn.Module):
         t_comp, t_gene = targets[0][order], targets[1][order]
         t_weight = None if self.target_mask is None else self.target_mask[order]
         deg = torch.bincount(t_comp, minlength=n_c)
-        known = (deg > 0).to(x.dtype)
         out: list[LinkVoteTable | MoAVoteTable | None] = []
         for rel, vote in self.votes.items():
-            eis = [ei for et in self.relations[rel]
-                   if (ei := edge_index_dict.get(et)) is not None and ei.numel()]
-            if not eis:
-                out.append(None)
+            if self._cache is None:
+                out.append(self._table(rel, vote, x, edge_index_dict, targets, t_gene, t_weight, deg, n_genes))
                 continue
-            if rel in self.moa_relations:
-                out.append(self._moa_table(vote, x, eis, targets, deg > 0, n_genes))
-                continue
-            # messages src (neighbour) -> dst (voted-for compound)
-            (src, dst), w = vote.weighted_edges(x, eis, known)
-            den = torch.zeros(n_c, dtype=x.dtype, device=x.device).index_add(0, dst, w * known[src])
-            # join each similarity edge with its neighbour's targets
-            edge, at = join_rows(src, deg)
-            gene = t_gene[at]
-            keys, inverse = torch.unique(dst[edge] * n_genes + gene, return_inverse=True)
-            weight = w[edge] if t_weight is None else w[edge] * t_weight[at]
-            num = torch.zeros(keys.numel(), dtype=x.dtype, device=x.device).index_add(0, inverse, weight)
-            out.append(LinkVoteTable(keys, num, den, F.softplus(vote.raw_kappa), n_genes))
+            key = (rel, vote.raw_beta.item(), vote.raw_kappa.item(), int(vote.top_k))
+            if key not in self._cache:
+                self._cache[key] = self._table(rel, vote, x, edge_index_dict, targets, t_gene, t_weight, deg,
+                                               n_genes)
+            out.append(self._cache[key])
         return out
+
+    @contextmanager
+    def fixed_inputs(self) -> Iterator[None]:
+        """Within this context the inputs of :meth:`tables` are taken to be fixed (the validation grid of
+        :func:`~moakg.gnn.vote_tuning.tune_votes`, without gradients): each relation's table is computed
+        once per (beta, kappa, top_k) and reused while other relations' parameters and the gates move, and
+        each relation's edge similarities once."""
+        self._cache = {}
+        try:
+            with ExitStack() as stack:
+                for vote in self.votes.values():
+                    stack.enter_context(vote.fixed_inputs())
+                yield
+        finally:
+            self._cache = None
+
+    def _table(self, rel: str, vote: SimilarityVote, x: Tensor, edge_index_dict: dict[EdgeType, Tensor],
+               targets: Tensor, t_gene: Tensor, t_weight: Tensor | None, deg: Tensor,
+               n_genes: int) -> LinkVoteTable | MoAVoteTable | None:
+        """Relation ``rel``'s table (None where the graph has none of its similarity edges)."""
+        n_c = x.size(0)
+        known = (deg > 0).to(x.dtype)
+        eis = [ei for et in self.relations[rel]
+               if (ei := edge_index_dict.get(et)) is not None and ei.numel()]
+        if not eis:
+            return None
+        if rel in self.moa_relations:
+            return self._moa_table(vote, x, eis, targets, deg > 0, n_genes)
+        # messages src (neighbour) -> dst (voted-for compound)
+        (src, dst), w = vote.weighted_edges(x, eis, known)
+        den = torch.zeros(n_c, dtype=x.dtype, device=x.device).index_add(0, dst, w * known[src])
+        # join each similarity edge with its neighbour's targets
+        edge, at = join_rows(src, deg)
+        gene = t_gene[at]
+        keys, inverse = torch.unique(dst[edge] * n_genes + gene, return_inverse=True)
+        weight = w[edge] if t_weight is None else w[edge] * t_weight[at]
+        num = torch.zeros(keys.numel(), dtype=x.dtype, device=x.device).index_add(0, inverse, weight)
+        return LinkVoteTable(keys, num, den, F.softplus(vote.raw_kappa), n_genes)
 
     def _moa_table(self, vote: SimilarityVote, x: Tensor, eis: list[Tensor], targets: Tensor,
                    has_targets: Tensor, n_genes: int) -> MoAVoteTable:

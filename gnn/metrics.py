@@ -139,7 +139,7 @@ def moa_metrics(y_true: Tensor, scores: Tensor) -> dict[str, float]:
 
 
 def target_metrics(scores: Tensor, pos: Tensor, compounds: Tensor | None = None, known: Tensor | None = None,
-                   k: int = 10) -> dict[str, float]:
+                   k: int = 10, ranking_only: bool = False) -> dict[str, float]:
     """Filtered target-ranking metrics over all genes.
 
     Args:
@@ -162,7 +162,8 @@ def target_metrics(scores: Tensor, pos: Tensor, compounds: Tensor | None = None,
     ``RetrievalMRR`` rank by a sort that breaks ties arbitrarily and cannot drop the other true genes
     per ranked pair.
 
-    Returns auroc, auprc, mrr, hits@k (key ``f'hits@{k}'``), n_pairs, n_compounds.
+    Returns auroc, auprc, mrr, hits@k (key ``f'hits@{k}'``), n_pairs, n_compounds; with ``ranking_only``
+    no auroc and auprc (a validation grid that reads MRR only: they are most of the time taken).
     """
     scores = scores.detach().cpu().double()
     n_rows, n_genes = scores.shape
@@ -193,12 +194,14 @@ def target_metrics(scores: Tensor, pos: Tensor, compounds: Tensor | None = None,
         higher = ((comp_scores > true_scores) & competitor[r]).sum(1).double()
         tied = ((comp_scores == true_scores) & competitor[r]).sum(1).double()
         rank[i:i + 1024] = 1 + higher + tied / 2
-    flat = candidate[eval_rows]
-    return {
-        "auroc": roc_auc(label[eval_rows][flat], scores[eval_rows][flat]),
-        "auprc": average_precision(label[eval_rows][flat], scores[eval_rows][flat]),
+    out = {
         "mrr": float((1 / rank).mean()) if rank.numel() else math.nan,
         f"hits@{k}": float((rank <= k).double().mean()) if rank.numel() else math.nan,
         "n_pairs": float(pos.size(1)),
         "n_compounds": float(eval_rows.numel()),
     }
+    if ranking_only:
+        return out
+    flat = candidate[eval_rows]
+    return {"auroc": roc_auc(label[eval_rows][flat], scores[eval_rows][flat]),
+            "auprc": average_precision(label[eval_rows][flat], scores[eval_rows][flat]), **out}

@@ -120,7 +120,8 @@ def per_compound_mrr(scores: Tensor, compounds: Tensor, pos: Tensor, known: Tens
         p = pos_of.get(c)
         if p is None:
             continue
-        m = target_metrics(scores[r:r + 1], p, compounds=compounds[r:r + 1], known=known_of.get(c, empty))
+        m = target_metrics(scores[r:r + 1], p, compounds=compounds[r:r + 1], known=known_of.get(c, empty),
+                           ranking_only=True)
         mrr[r], n[r] = m["mrr"], p.size(1)
     return mrr, n
 

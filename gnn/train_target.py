@@ -80,7 +80,7 @@ class TargetTrainer:
             with torch.no_grad():
                 tables = model.link_votes(*inputs)
                 logits = bias[None, :] + model.votes.offset_all(tables, val.to(device))
-            return self.evaluate("val", logits.cpu())["mrr"]
+            return self.evaluate("val", logits.cpu(), ranking_only=True)["mrr"]
 
         return tune_votes(model.votes, val_mrr, top_ks=TOP_KS)
 
@@ -184,7 +184,8 @@ class TargetTrainer:
                 logits = logits + model.votes.offset_all(votes, idx.to(device))
             return torch.sigmoid(logits).cpu()
 
-    def evaluate(self, part: str, scores: Tensor) -> dict[str, float]:
-        """Filtered ranking metrics against the part's true pairs; training pairs are left out."""
+    def evaluate(self, part: str, scores: Tensor, ranking_only: bool = False) -> dict[str, float]:
+        """Filtered ranking metrics against the part's true pairs; training pairs are left out
+        (``ranking_only``: MRR and Hits@k only)."""
         return target_metrics(scores, self.pos[part], compounds=getattr(self.split, part),
-                              known=self.pos["train"])
+                              known=self.pos["train"], ranking_only=ranking_only)

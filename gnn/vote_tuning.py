@@ -48,7 +48,15 @@ def tune_votes(votes: nn.Module, val_score: Callable[[], float], first_may_close
     relation in order, later relations on top of the earlier ones' choices; a relation whose best gate
     is 0 stays closed. The first relation stays open (it is the kNN itself) unless ``first_may_close``
     (the model has another predictor to fall back on: the MoA model's own-feature branch). ``top_ks``:
-    the neighbour counts tried (default: every neighbour only). Returns ``{relation: point}``."""
+    the neighbour counts tried (default: every neighbour only). ``val_score`` must feed the votes the same
+    inputs on every call: similarities (and link-vote tables) are computed once per grid point
+    (``votes.fixed_inputs()``). Returns ``{relation: point}``."""
+    with votes.fixed_inputs():  # the grid moves parameters only: similarities (and tables) are computed once
+        return _tune(votes, val_score, first_may_close, top_ks)
+
+
+def _tune(votes: nn.Module, val_score: Callable[[], float], first_may_close: bool,
+          top_ks: tuple[int, ...]) -> dict[str, VotePoint]:
     chosen: dict[str, VotePoint] = {}
     for r, rel in enumerate(votes.votes):
         gates = GATES if r or first_may_close else tuple(g for g in GATES if g > 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from moakg.gnn.link_vote import LinkVotes
@@ -261,3 +263,35 @@ def test_moa_mediated_vote_is_a_dense_vote_of_the_neighbours_moas_through_p_gene
     assert still[c]
     assert torch.allclose(moved[still], offsets[still], atol=1e-6)
     assert not torch.allclose(moved[neighbours], offsets[neighbours])
+
+
+def test_the_grid_reuses_tables_only_where_a_fresh_computation_gives_the_same_offsets() -> None:
+    """Inside ``fixed_inputs`` (the validation grid) tables and similarities are cached per relation and
+    (beta, kappa, top_k): along a random walk over grid points that revisits them, with gates moving too,
+    the offsets equal those of a twin module computed from scratch, for the target and the MoA vote."""
+    g = torch.Generator().manual_seed(11)
+    x, edges = _graph(4)
+    moa = (torch.rand(N_C, 3, generator=g) < 0.4).float()
+    features = torch.cat([x, moa], 1)
+    relations = {"SIMILAR_STRUCTURE": ("tanimoto", (0, BITS), [SIM, SIM_REV], 1.0),
+                 "MOA_MEDIATED": ("tanimoto", (0, BITS), [SIM, SIM_REV], 0.5)}
+    votes = LinkVotes(relations, TARGETS, N_G, ("MOA_MEDIATED",), (BITS, BITS + 3))
+    votes.prior.fill_(0.05)
+    twin = copy.deepcopy(votes)
+    points = [(beta, kappa, k) for beta in (1.0, 10.0) for kappa in (0.1, 2.0) for k in (0, 2)]
+
+    def offsets(module: LinkVotes) -> torch.Tensor:
+        return module.offset_all(module.tables(features, edges, N_G), torch.arange(N_C)).detach()
+
+    with votes.fixed_inputs():
+        for step in range(40):
+            r = step % 2
+            point = points[int(torch.randint(len(points), (1,), generator=g))]
+            gate = float(torch.rand(1, generator=g)) * 2
+            for module in (votes, twin):
+                list(module.votes.values())[r].set_params(*point)
+                with torch.no_grad():
+                    module.gates[r].fill_(gate)
+            assert torch.allclose(offsets(votes), offsets(twin), atol=1e-6), (step, r, point)
+        assert len(votes._cache) <= 2 * len(points)  # one table per relation and point, reused
+    assert votes._cache is None and all(v.fixed_similarity is None for v in votes.votes.values())
