@@ -175,15 +175,15 @@ class LinkVotes(nn.Module):
         t_comp, t_gene = targets[0][order], targets[1][order]
         t_weight = None if self.target_mask is None else self.target_mask[order]
         deg = torch.bincount(t_comp, minlength=n_c)
+        shared = (x, edge_index_dict, targets, t_gene, t_weight, deg, n_genes)
         out: list[LinkVoteTable | MoAVoteTable | None] = []
         for rel, vote in self.votes.items():
             if self._cache is None:
-                out.append(self._table(rel, vote, x, edge_index_dict, targets, t_gene, t_weight, deg, n_genes))
+                out.append(self._table(rel, vote, *shared))
                 continue
             key = (rel, vote.raw_beta.item(), vote.raw_kappa.item(), int(vote.top_k))
             if key not in self._cache:
-                self._cache[key] = self._table(rel, vote, x, edge_index_dict, targets, t_gene, t_weight, deg,
-                                               n_genes)
+                self._cache[key] = self._table(rel, vote, *shared)
             out.append(self._cache[key])
         return out
 
