@@ -111,6 +111,30 @@ def test_predict_adds_scores_and_writes_removed_compounds(removed: dict) -> None
     assert [p.top for p in again.predictions] == [p.top for p in res.predictions]
 
 
+def test_predict_with_a_target_run_ranks_genes_and_writes_predicted_targets(removed: dict) -> None:
+    """A target run (link votes with the MoA layer on) scores the re-added compounds against every gene:
+    each gets its own top genes, written as PREDICTED_TARGET with the run id, and its explanation paths
+    start at the compound."""
+    conn, tmp = removed["conn"], removed["tmp"]
+    cfg = TrainConfig(task="target", models=("sage",), split="scaffold", settings=("phenotype",),
+                      seeds=(0,), epochs=2, patience=2, hidden=16, baselines=False, out=tmp / "target_runs",
+                      top_k=3)
+    run = next(iter(run_experiment(conn, cfg, log=lambda _m: None).run_ids.values()))
+    res = predict_new_compounds(conn, run, removed["compounds"], removed["signatures"], top_k=5)
+    assert [p.compound for p in res.predictions] == [r["id"] for r in removed["picked"]]
+    genes = {r["s"] for r in conn.query("MATCH (g:Gene) RETURN g.symbol AS s")}
+    for p in res.predictions:
+        scores = [s for _, s in p.top]
+        assert {g for g, _ in p.top} <= genes and len(scores) == 5 and scores == sorted(scores, reverse=True)
+        assert p.paths and all(x.startswith(f"(Compound {p.compound})") for x in p.paths)
+    # the votes rank per compound: not one list (the frequency prior's) for all
+    assert len({tuple(g for g, _ in p.top) for p in res.predictions}) > 1
+    written = conn.query("MATCH (c:Compound)-[p:PREDICTED_TARGET {run: $run}]->(:Gene) WHERE c.id IN $ids "
+                         "RETURN count(p) AS n, count(p.origin) AS origin",
+                         run=run, ids=[p.compound for p in res.predictions])[0]
+    assert res.written == written["n"] == written["origin"] == 5 * N_REMOVED
+
+
 def test_predict_averages_signatures_per_compound_with_a_signature_table(removed: dict) -> None:
     """Level-5 signatures keyed by sig_id plus a sig_info table: each compound's signatures are averaged,
     so two signatures (z - 1 and z + 1) give the consensus z and the same predictions."""
