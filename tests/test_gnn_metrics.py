@@ -187,6 +187,9 @@ def test_target_metrics_filtered_ranking() -> None:
     assert m["auroc"] == pytest.approx(14 / 18)
     assert m["auprc"] == pytest.approx(1 / 3 + 1 / 3 * 2 / 3 + 1 / 3 * 3 / 8)
     assert (m["n_pairs"], m["n_compounds"]) == (3, 2)
+    # the validation grid's ranking-only metrics: the same ranking figures, no AUROC / AUPRC
+    ranking = target_metrics(scores, pos, compounds=T([10, 11]), known=T([[10], [0]]), k=1, ranking_only=True)
+    assert ranking == {key: v for key, v in m.items() if key not in ("auroc", "auprc")}
     unfiltered = target_metrics(scores, pos, compounds=T([10, 11]), k=10)
     assert unfiltered["mrr"] < m["mrr"] and unfiltered["hits@10"] == 1.0
     # rows = compound indices when compounds is None
