@@ -25,14 +25,14 @@ fit in memory, while the sparse join has one entry per (similarity edge, neighbo
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from moakg.gnn.similarity_vote import SimilarityVote, VoteSpec, expand_groups, safe_logit
+from moakg.gnn.similarity_vote import SimilarityVote, VoteSpec, expand_groups, fixed_similarities, safe_logit
 
 EdgeType = tuple[str, str, str]
 
@@ -195,9 +195,7 @@ class LinkVotes(nn.Module):
         each relation's edge similarities once."""
         self._cache = {}
         try:
-            with ExitStack() as stack:
-                for vote in self.votes.values():
-                    stack.enter_context(vote.fixed_inputs())
+            with fixed_similarities(self.votes.values()):
                 yield
         finally:
             self._cache = None

@@ -18,8 +18,8 @@ the kNN baselines use.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -164,19 +164,19 @@ class SimilarityVote(MessagePassing):
         #: explanation mask: a factor on each edge's weight (``[E]``, the edges of :meth:`weighted_edges`),
         #: set only while :func:`moakg.gnn.explain.masking.attached_masks` explains the model
         self.edge_mask: Tensor | None = None
-        #: ``(None, None)`` while :meth:`fixed_inputs` is open, then the edges and similarities kept
-        self.fixed_similarity: tuple[Tensor | None, Tensor | None] | None = None
+        #: the edges and their similarities kept while :meth:`fixed_inputs` is open (None: closed)
+        self._kept: dict[str, tuple[Tensor, Tensor]] | None = None
         self.reset_parameters()
 
     @contextmanager
     def fixed_inputs(self) -> Iterator[None]:
         """Within this context the features and edges passed in are taken to be fixed (a validation grid
         over beta, kappa and top_k, without gradients): the edges' similarities are computed once."""
-        self.fixed_similarity = (None, None)
+        self._kept = {}
         try:
             yield
         finally:
-            self.fixed_similarity = None
+            self._kept = None
 
     @staticmethod
     def _inv_softplus(v: float) -> float:
@@ -211,8 +211,8 @@ class SimilarityVote(MessagePassing):
         r"""``(edge_index [2, E], w [E])``: the relation's messages ``edge_index[0] -> [1]`` (every edge
         type of it; an unordered pair is stored once, so both directions are listed) and :math:`w_{ij}`,
         0 beyond each node's ``top_k`` neighbours with ``known`` [N] (float 0/1; None: all known)."""
-        if self.fixed_similarity is not None and self.fixed_similarity[0] is not None:
-            edge_index, s = self.fixed_similarity  # type: ignore[misc]
+        if self._kept:
+            edge_index, s = self._kept["similarity"]
         elif self.similarity == TARGET_JACCARD:
             edge_index, s = shared_target_pairs(torch.cat(list(edge_indices), 1), x.size(0))
             s = s.to(x.dtype)
@@ -220,8 +220,8 @@ class SimilarityVote(MessagePassing):
             edge_index = torch.cat(list(edge_indices), 1)
             lo, hi = self.feature_cols
             s = SIMILARITIES[self.similarity](x[edge_index[1], lo:hi], x[edge_index[0], lo:hi])
-        if self.fixed_similarity is not None:
-            self.fixed_similarity = (edge_index, s)
+        if self._kept is not None:
+            self._kept["similarity"] = (edge_index, s)
         w = torch.exp(F.softplus(self.raw_beta) * (s - 1.0))
         k = int(self.top_k)
         if k > 0:
@@ -234,6 +234,15 @@ class SimilarityVote(MessagePassing):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.similarity}, cols={self.feature_cols})"
+
+
+@contextmanager
+def fixed_similarities(votes: Iterable[SimilarityVote]) -> Iterator[None]:
+    """Every vote of ``votes`` inside its :meth:`SimilarityVote.fixed_inputs` at once (both vote layers)."""
+    with ExitStack() as stack:
+        for vote in votes:
+            stack.enter_context(vote.fixed_inputs())
+        yield
 
 
 def safe_logit(p: Tensor, eps: float = 1e-4) -> Tensor:
@@ -286,14 +295,10 @@ class LabelVotes(nn.Module):
         with torch.no_grad():
             self.gates.copy_(self.gate0.unsqueeze(1).expand_as(self.gates))
 
-    @contextmanager
-    def fixed_inputs(self) -> Iterator[None]:
+    def fixed_inputs(self) -> AbstractContextManager[None]:
         """Within this context the inputs are taken to be fixed (the validation grid of
         :func:`~moakg.gnn.vote_tuning.tune_votes`): each relation's edge similarities are computed once."""
-        with ExitStack() as stack:
-            for vote in self.votes.values():
-                stack.enter_context(vote.fixed_inputs())
-            yield
+        return fixed_similarities(self.votes.values())
 
     def set_prior(self, y_train: Tensor) -> None:
         r"""Set :math:`\mathbf{p}` to the label frequencies of ``y_train`` [n, C]."""

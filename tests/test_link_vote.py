@@ -294,4 +294,4 @@ def test_the_grid_reuses_tables_only_where_a_fresh_computation_gives_the_same_of
                     module.gates[r].fill_(gate)
             assert torch.allclose(offsets(votes), offsets(twin), atol=1e-6), (step, r, point)
         assert len(votes._cache) <= 2 * len(points)  # one table per relation and point, reused
-    assert votes._cache is None and all(v.fixed_similarity is None for v in votes.votes.values())
+    assert votes._cache is None and all(v._kept is None for v in votes.votes.values())
