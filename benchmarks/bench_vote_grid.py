@@ -20,7 +20,7 @@ from contextlib import nullcontext
 
 import torch
 
-from moakg.gnn import tasks, train_target
+from moakg.gnn import tasks
 from moakg.gnn.config import TrainConfig
 from moakg.gnn.fit import seed_all
 from moakg.gnn.train import build_model, model_graph
@@ -41,9 +41,8 @@ def grid_run(task: tasks.TargetTask, seed: int, top_ks: tuple[int, ...],
     trainer = TargetTrainer(task, graph, model, cfg, seed, False, torch.device("cpu"), gen)
     if not cached:
         model.votes.fixed_inputs = nullcontext  # instance attribute: this model's grid recomputes everything
-    train_target.TOP_KS = top_ks
     start = time.perf_counter()
-    chosen = trainer._tune_votes()
+    chosen = trainer._tune_votes(top_ks)
     seconds = time.perf_counter() - start
     with torch.no_grad():
         val = trainer.evaluate("val", trainer.predict(task.split.val), ranking_only=True)["mrr"]

@@ -65,8 +65,8 @@ class TargetTrainer:
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.bce = nn.BCEWithLogitsLoss()
 
-    def _tune_votes(self) -> dict[str, VotePoint]:
-        """Choose the votes' starting point, with how many neighbours vote (:data:`TOP_KS`), on validation
+    def _tune_votes(self, top_ks: tuple[int, ...] = TOP_KS) -> dict[str, VotePoint]:
+        """Choose the votes' starting point, with how many neighbours vote (``top_ks``), on validation
         MRR of the votes alone (the gene bias plus the vote offsets, the whole model while ``rel`` is
         zero)."""
         model, device = self.model, self.device
@@ -82,7 +82,7 @@ class TargetTrainer:
                 logits = bias[None, :] + model.votes.offset_all(tables, val.to(device))
             return self.evaluate("val", logits.cpu(), ranking_only=True)["mrr"]
 
-        return tune_votes(model.votes, val_mrr, top_ks=TOP_KS)
+        return tune_votes(model.votes, val_mrr, top_ks=top_ks)
 
     def train_epoch(self) -> list[float]:
         cfg, gen, device, model = self.cfg, self.gen, self.device, self.model
