@@ -22,7 +22,7 @@ derive_app = typer.Typer(
 @derive_app.command("similarity")
 def similarity(
     structure_k: Annotated[int, typer.Option(min=1, help="SIMILAR_STRUCTURE: neighbours kept per "
-                                                         "compound.")] = 10,
+                                                         "compound.")] = 20,
     structure_min: Annotated[float, typer.Option(min=0.0, max=1.0,
                                                  help="SIMILAR_STRUCTURE: minimum Tanimoto.")] = 0.0,
     radius: Annotated[int, typer.Option(min=1, help="Morgan fingerprint radius.")] = 2,
