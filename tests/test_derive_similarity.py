@@ -261,3 +261,16 @@ def test_cli_derive_similarity(conn: Neo4jConnection, cli_env) -> None:
     assert "similar_structure_written" in res.output
     res = CliRunner().invoke(app, ["derive", "similarity", "--structure-k", "3", "--signature-min", "0.2"])
     assert res.exit_code == 0 and "up to date" in res.output
+
+
+def test_cli_defaults_are_the_params_defaults() -> None:
+    """`moakg derive similarity` repeats each SimilarityParams default as its option's default (the CLI
+    imports derive.run lazily, to keep `moakg --help` free of torch); the two must not drift apart."""
+    import inspect
+    from dataclasses import fields
+
+    from moakg.derive.cli import similarity
+
+    options = inspect.signature(similarity).parameters
+    for f in fields(SimilarityParams):
+        assert options[f.name].default == f.default, f.name
