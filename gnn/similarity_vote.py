@@ -164,19 +164,20 @@ class SimilarityVote(MessagePassing):
         #: explanation mask: a factor on each edge's weight (``[E]``, the edges of :meth:`weighted_edges`),
         #: set only while :func:`moakg.gnn.explain.masking.attached_masks` explains the model
         self.edge_mask: Tensor | None = None
-        #: the edges and their similarities kept while :meth:`fixed_inputs` is open (None: closed)
-        self._kept: dict[str, tuple[Tensor, Tensor]] | None = None
+        #: whether :meth:`fixed_inputs` is open, and the edges and similarities it keeps meanwhile
+        self._fixed = False
+        self._kept: tuple[Tensor, Tensor] | None = None
         self.reset_parameters()
 
     @contextmanager
     def fixed_inputs(self) -> Iterator[None]:
         """Within this context the features and edges passed in are taken to be fixed (a validation grid
         over beta, kappa and top_k, without gradients): the edges' similarities are computed once."""
-        self._kept = {}
+        self._fixed, self._kept = True, None
         try:
             yield
         finally:
-            self._kept = None
+            self._fixed, self._kept = False, None
 
     @staticmethod
     def _inv_softplus(v: float) -> float:
@@ -211,8 +212,8 @@ class SimilarityVote(MessagePassing):
         r"""``(edge_index [2, E], w [E])``: the relation's messages ``edge_index[0] -> [1]`` (every edge
         type of it; an unordered pair is stored once, so both directions are listed) and :math:`w_{ij}`,
         0 beyond each node's ``top_k`` neighbours with ``known`` [N] (float 0/1; None: all known)."""
-        if self._kept:
-            edge_index, s = self._kept["similarity"]
+        if self._kept is not None:
+            edge_index, s = self._kept
         elif self.similarity == TARGET_JACCARD:
             edge_index, s = shared_target_pairs(torch.cat(list(edge_indices), 1), x.size(0))
             s = s.to(x.dtype)
@@ -220,8 +221,8 @@ class SimilarityVote(MessagePassing):
             edge_index = torch.cat(list(edge_indices), 1)
             lo, hi = self.feature_cols
             s = SIMILARITIES[self.similarity](x[edge_index[1], lo:hi], x[edge_index[0], lo:hi])
-        if self._kept is not None:
-            self._kept["similarity"] = (edge_index, s)
+        if self._fixed:
+            self._kept = (edge_index, s)
         w = torch.exp(F.softplus(self.raw_beta) * (s - 1.0))
         k = int(self.top_k)
         if k > 0:
