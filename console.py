@@ -15,6 +15,16 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+def require_device(device: str) -> None:
+    """Fail with one clear line when ``device`` names CUDA and this machine has none (checked before
+    any graph work starts, so nothing is written)."""
+    if device.startswith("cuda"):
+        import torch  # lazily: the CLI's other commands start without it
+
+        if not torch.cuda.is_available():
+            raise fail(f"--device {device}: CUDA is not available here; use --device cpu")
+
+
 def connect() -> Neo4jConnection:
     """Connect as NEO4J_URI/... say (or to the local server), turning failures into one clear line."""
     try:

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from moakg.console import connect, print_table
+from moakg.console import connect, print_table, require_device
 from moakg.derive.similarity import DEFAULT_BLOCK
-from moakg.errors import UserError
 from moakg.ingest.runner import report_rows
 from moakg.kg.schema import require_schema
 
@@ -50,11 +49,7 @@ def similarity(
 
     values = locals()
     params = SimilarityParams(**{f.name: values[f.name] for f in fields(SimilarityParams)})
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {device}: torch sees no CUDA device here; use --device cpu")
+    require_device(device)
     with connect() as conn:
         require_schema(conn)
         report = derive_similarity(conn, params, block=block, device=device, force=force)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from moakg.console import connect, fail, print_table
+from moakg.console import connect, fail, print_table, require_device
 from moakg.errors import UserError
 from moakg.gnn.config import SETTINGS, TrainConfig, field_names
 from moakg.gnn.config import option_help as h
@@ -115,11 +115,7 @@ def add_cli(app: typer.Typer) -> None:
             cfg.validate()
         except UserError as exc:
             raise fail(str(exc)) from None
-        if cfg.device.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available():
-                raise fail(f"--device {cfg.device}: CUDA is not available here; use --device cpu")
+        require_device(cfg.device)
         with connect() as conn:
             try:
                 result = run_experiment(conn, cfg, log=typer.echo)

@@ -47,14 +47,10 @@ def add_cli(app: typer.Typer) -> None:
         paths: Annotated[int, typer.Option("--paths", help="Explanation paths printed for each new "
                                            "compound's top prediction (saliency; 0: none).")] = 3,
     ) -> None:
-        from moakg.console import connect, fail, print_table
+        from moakg.console import connect, fail, print_table, require_device
         from moakg.gnn.predict import predict_new_compounds
 
-        if device.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available():
-                raise fail(f"--device {device}: no CUDA device is available here; use --device cpu")
+        require_device(device)
         with connect() as conn:
             try:
                 res = predict_new_compounds(conn, run, compounds, signatures, top_k=top_k, device=device,

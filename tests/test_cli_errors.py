@@ -144,3 +144,19 @@ def test_a_closed_pipe_is_not_reported_as_a_bug(home: Path, tmp_path: Path,
     result = CliRunner().invoke(app, ["ingest", "all", "--config", str(_bad_config(tmp_path))])
     assert result.exit_code == 141 and result.stderr == ""
     assert not (home / "logs").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("args", [
+    ["train", "--task", "moa", "--device", "cuda"],
+    ["predict", "--run", "no-such-run", "--compounds", "new.tsv", "--device", "cuda:1"],
+    ["derive", "similarity", "--device", "cuda"],
+])
+def test_cuda_without_a_gpu_fails_in_one_line_before_any_graph_work(
+        home: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+    # a server that cannot be reached: had the command connected first, it would say so instead
+    monkeypatch.setenv("NEO4J_URI", "bolt://127.0.0.1:1")
+    result = CliRunner().invoke(app, args)
+    device = args[args.index("--device") + 1]
+    assert result.exit_code == 1, result.output
+    assert result.stderr == f"error: --device {device}: CUDA is not available here; use --device cpu\n"
