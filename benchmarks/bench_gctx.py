@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from moakg.benchmarks.common import PEAK_RSS_SNIPPET
+from moakg.benchmarks.common import PEAK_RSS_SNIPPET, child_failure
 from moakg.benchmarks.synthetic_scale import ScaleSpec, SyntheticScale, generate
 
 #: mode name -> (genes read: "landmarks", "all" or "", whether the timed body consumes the data itself,
@@ -105,8 +105,7 @@ def run_mode(path: Path, body: str, chunk_rows: int) -> dict[str, Any]:
                           capture_output=True, text=True)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-        return {"error": f"child failed ({proc.returncode}): {last}"}
+        return {"error": f"child failed: {child_failure(proc)}"}
     return json.loads(lines[-1])
 
 

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from moakg.benchmarks.bench_bulk import dataset
-from moakg.benchmarks.common import PEAK_RSS_SNIPPET
+from moakg.benchmarks.common import PEAK_RSS_SNIPPET, child_failure
 
 EXPORT = PEAK_RSS_SNIPPET + """
 import json, os, sys, time
@@ -68,7 +68,7 @@ def child(code: str, *args: str, password: str | None = None) -> dict:
     env = dict(os.environ, NEO4J_PASSWORD=password) if password else None  # never on a command line
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1][:100]}
+        return {"error": child_failure(proc)[:100]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

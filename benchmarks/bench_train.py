@@ -50,15 +50,15 @@ def ingest_full(conn: object) -> float:
     over-expression table, PPI, GO 2019 + human GAF, the STRING sample) and its derived similarity
     edges (SIMILAR_STRUCTURE, SIMILAR_SIGNATURE, MIMICS / OPPOSES): the graph the README's results
     tables are measured on. Returns the seconds taken."""
-    from moakg.benchmarks.common import clear
     from moakg.benchmarks.experiment_shared import SHARED_SOURCES
     from moakg.derive.run import derive_similarity
     from moakg.ingest.commands import adapters_from_config
     from moakg.ingest.runner import run_adapters
+    from moakg.kg.maintenance import clear_graph
     from moakg.kg.schema import init_schema
 
     init_schema(conn)
-    clear(conn)
+    clear_graph(conn)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "sources.toml"
         cfg.write_text(SHARED_SOURCES)
@@ -77,7 +77,7 @@ def main() -> None:
     ap.add_argument("--skip-ingest", action="store_true", help="use the graph already at NEO4J_URI")
     args = ap.parse_args()
 
-    from moakg.benchmarks.common import bench_connection
+    from moakg.benchmarks.common import bench_connection, child_failure
     from moakg.kg.export import ExportSpec, export_heterodata, save_export
 
     with tempfile.TemporaryDirectory(prefix="moakg-bench-train-") as tmp, bench_connection() as conn:
@@ -102,7 +102,8 @@ def main() -> None:
                     [sys.executable, "-c", CHILD, str(path), kind, mode, str(args.epochs), str(args.hidden),
                      args.device], capture_output=True, text=True)
                 if proc.returncode != 0:
-                    rows.append((kind, mode, None, proc.stderr.strip().splitlines()[-1][:80]))
+                    rows.append((kind, mode, None, child_failure(proc)[:80]))
+                    print(f"  {kind} {mode} failed: {rows[-1][3]}", flush=True)
                     continue
                 rows.append((kind, mode, json.loads(proc.stdout.strip().splitlines()[-1]), ""))
                 print(f"  {kind} {mode} done", flush=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +12,6 @@ from pathlib import Path
 
 from moakg.kg.connection import Neo4jConnection, Neo4jSettings
 from moakg.kg.local_server import LocalNeo4j, free_port
-from moakg.kg.maintenance import clear_graph
 
 
 @contextmanager
@@ -31,8 +32,15 @@ def bench_connection() -> Iterator[Neo4jConnection]:
             server.stop()
 
 
-#: kept for bench_train.py, which imports it by this name; new code calls clear_graph
-clear = clear_graph
+def child_failure(proc: subprocess.CompletedProcess) -> str:
+    """One line saying why a measuring child failed: the signal that killed it (SIGKILL with no output
+    is how the kernel's OOM killer ends a process, and the usual cause here: the configuration does not
+    fit this machine's memory), else the last line it wrote to stderr, else its exit status."""
+    if proc.returncode < 0:
+        name = signal.Signals(-proc.returncode).name
+        hint = " (out of memory?)" if proc.returncode == -signal.SIGKILL else ""
+        return f"killed by {name}{hint}"
+    return (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
 
 
 #: Python source for a child process: resets the peak RSS at its start and defines ``peak_rss_mb()``.
