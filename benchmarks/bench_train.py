@@ -7,7 +7,8 @@ derives the similarity relationships, into a throw-away local Neo4j (or ``NEO4J_
 ``--skip-ingest``), exports it to HeteroData (timed, no cache), builds the MoA task
 (random split, phenotype setting) and, for each model and mode, trains ``--epochs`` epochs in a fresh
 child process so that peak resident memory (ru_maxrss) belongs to that configuration alone (CUDA: peak
-allocated GPU memory). Prints one table. Takes 30-60 minutes on a 2-core machine; not part of CI.
+allocated GPU memory). Prints one table; a child that dies (HGT full batch is OOM-killed in 24 GiB) is a row
+saying why. Takes about 20 minutes on 2 idle cores; not part of CI.
 
     python benchmarks/bench_train.py [--epochs 3] [--hidden 128] [--device cpu] [--skip-ingest]
 """
